@@ -1,0 +1,267 @@
+"""The records that cross stage boundaries: frozen dataclasses, named for where they go.
+
+    config  ──> Config / SourceConfig / FeedConfig / ServiceConfig
+    fetch   ──> FetchResult | NotModified          (from FetchState stored per source)
+    parse   ──> ParsedFeed / ParsedEntry / ParsedLink
+    normalize ─> Entry (with SourceRef citations)
+    dedupe  ──> StoryDecision
+    store   ──> Story (with StorySource list) for publish and web
+
+Times are timezone-aware UTC ``datetime`` objects everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    base_url: str  # public URL the feeds are served under, no trailing slash
+    database: str  # SQLAlchemy URL
+    listen_host: str
+    listen_port: int
+    user_agent: str
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    id: str
+    url: str  # http(s) URL, or an absolute local path for offline sources
+    title: str | None
+    tags: tuple[str, ...]
+    language: str | None
+    interval: timedelta
+    priority: int = 0  # higher wins when choosing a story's representative entry
+    citation_labels: tuple[str, ...] = ()  # extra labels for "Sources:" blocks in content
+    strip_patterns: tuple[str, ...] = ()  # regexes of boilerplate removed from content text
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One output feed: which stories it selects and how it is titled."""
+
+    id: str
+    title: str
+    description: str
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # source ids; with tags, the union is selected
+    languages: tuple[str, ...] = ()  # empty: every language
+    limit: int = 50
+    min_outlets: int = 1  # a story needs at least this many outlets in its source list
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    service: ServiceConfig
+    default_interval: timedelta
+    sources: tuple[SourceConfig, ...]
+    feeds: tuple[FeedConfig, ...]
+
+    def source(self, source_id: str) -> SourceConfig:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(source_id)
+
+    def feed(self, feed_id: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.id == feed_id:
+                return feed
+        raise KeyError(feed_id)
+
+    def feed_source_ids(self, feed: FeedConfig) -> frozenset[str]:
+        """The ids of the sources a feed selects: listed ones plus those with a selected tag."""
+        wanted_tags = set(feed.tags)
+        return frozenset(
+            s.id for s in self.sources if s.id in feed.sources or wanted_tags & set(s.tags)
+        )
+
+
+# --- fetch ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """What the store remembers about fetching one source (so a restart resumes)."""
+
+    source_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None  # sha256 of the last body parsed
+    next_fetch_at: datetime | None = None
+    error_count: int = 0
+    last_error: str | None = None
+    last_status: int | None = None
+    last_fetched_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A body to parse."""
+
+    url: str  # the final URL after redirects (base for relative links)
+    status: int
+    content: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """The server (304) or our body hash says nothing changed: a value, not an exception."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# --- parse ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedLink:
+    """A link or reference as the feed gave it (e.g. RSS <source>, Atom rel=via)."""
+
+    url: str | None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    """One entry as the feed said it, after feedparser, before any judgement."""
+
+    guid: str | None
+    link: str | None
+    title: str | None
+    summary_html: str | None
+    content_html: str | None
+    published: datetime | None
+    updated: datetime | None
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None
+    cited: tuple[ParsedLink, ...] = ()  # the feed's own source/via/dc:source elements
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    language: str | None
+    entries: tuple[ParsedEntry, ...]
+    ttl_minutes: int | None = None
+    warning: str | None = None  # a recoverable parse problem (feedparser's bozo), for operators
+
+
+# --- normalize / dedupe -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A normalized outlet: lower-case IDNA host, a display name, the URL when known."""
+
+    host: str
+    name: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One normalized article from one source."""
+
+    source_id: str
+    guid: str  # the source's GUID, or a stable stand-in when it gave none
+    link: str | None  # canonical URL, http(s) only
+    title: str
+    summary_html: str
+    content_html: str
+    text: str  # plain text of the content (or summary)
+    published: datetime  # first-seen time when the feed gave no date
+    updated: datetime
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    language: str | None
+    cited: tuple[SourceRef, ...]
+    place: str | None
+    content_hash: str | None  # None when the text is too thin to identify a story
+
+
+@dataclass(frozen=True)
+class StorySource:
+    """One entry of a story's source list."""
+
+    host: str
+    name: str
+    url: str | None
+    carried: bool  # True: one of our sources carried the story; False: a member cited it
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    source_id: str
+    guid: str
+    link: str | None
+    reason: str  # "new", "guid", "url", "hash", "similar"
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Story:
+    id: int
+    guid: str  # published GUID; never changes once assigned
+    title: str
+    link: str | None
+    summary_html: str
+    content_html: str
+    text: str
+    published: datetime
+    updated: datetime
+    first_seen: datetime
+    language: str | None
+    place: str | None
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    sources: tuple[StorySource, ...]
+    members: tuple[StoryMember, ...] = ()
+
+
+# --- publish ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedFeed:
+    """Bytes rendered once per change, served as they are."""
+
+    feed_id: str
+    format: str  # "rss", "atom", "json"
+    content_type: str
+    body: bytes
+    gzip_body: bytes
+    etag: str  # strong, quoted
+    last_modified: datetime
