@@ -28,6 +28,11 @@ class ServiceConfig:
     listen_port: int
     user_agent: str
     data_dir: Path
+    fetch_workers: int = 8  # global bound on concurrent fetches
+    connect_timeout: float = 10.0  # seconds to establish a connection
+    read_timeout: float = 30.0  # seconds for the whole response, body included
+    max_body_bytes: int = 16 * 1024 * 1024  # cap on the (decompressed) body
+    websub_hub: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class FeedConfig:
     languages: tuple[str, ...] = ()  # empty: every language
     limit: int = 50
     min_outlets: int = 1  # a story needs at least this many outlets in its source list
+    language: str | None = None  # language of the feed's own words ("Sources:"); None: "en"
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    permanent_url: str | None = None  # where a 301/308 pointed, if the request was redirected
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class NotModified:
     etag: str | None
     last_modified: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    permanent_url: str | None = None
+    body_unchanged: bool = False  # True: a 200 whose body hash matched (not a 304)
 
 
 # --- parse ------------------------------------------------------------------------------------
