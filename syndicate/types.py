@@ -274,3 +274,55 @@ class RenderedFeed:
     gzip_body: bytes
     etag: str  # strong, quoted
     last_modified: datetime
+
+
+# --- store ↔ dedupe ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExistingEntry:
+    """What dedupe needs to know about an entry already stored under the same (source, GUID)."""
+
+    id: int
+    story_id: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class StoredMember:
+    """A stored entry of a story, for rebuilding the story from its members."""
+
+    id: int
+    entry: Entry
+    first_seen: datetime
+    reason: str
+    score: float | None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What we know of one of our sources, to name it as an outlet that carried a story."""
+
+    id: str
+    title: str | None  # configured title, else the feed's own
+    site_url: str | None  # the feed's home page, else the feed URL
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class StoryUpdate:
+    """A story's fields rebuilt from its members; the GUID is never part of it."""
+
+    title: str
+    link: str | None
+    summary_html: str
+    content_html: str
+    text: str
+    published: datetime
+    updated: datetime
+    language: str | None
+    place: str | None
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    sources: tuple[StorySource, ...]

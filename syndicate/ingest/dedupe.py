@@ -1,0 +1,147 @@
+"""Which story an entry belongs to, and what a story looks like given its members. Pure.
+
+Exact layer — an entry joins an existing story when, in this order:
+
+1. ``guid``: the same source already gave an entry with this GUID (it is that entry, again);
+2. ``url``: a stored entry has the same canonical URL (tracking parameters, case, default
+   port and fragment are gone by now, see ``normalize.canonical_url``);
+3. ``hash``: a stored entry has the same content hash (the case-folded body text with
+   punctuation and white space collapsed; thin texts have no hash and never match).
+
+Otherwise the entry starts a new story. The decision and its reason are stored with the
+entry, so an operator can see why two items were folded together.
+
+A story is rebuilt from its members whenever one joins or changes:
+
+- representative (title, link, summary, content): the member whose source has the highest
+  configured ``priority``; among equals, the one seen first. A later copy never replaces what
+  readers already saw unless an operator prefers its source.
+- source list: for each member in the order they were first seen, the outlet that carried it
+  (``carried=True``), then the outlets it cites; each outlet once, at its first position, and
+  marked carried if any member carried it.
+- published: the earliest member's date; updated: the latest of the members' dates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..types import Entry, ExistingEntry, SourceInfo, StoredMember, StorySource, StoryUpdate
+
+# Story GUIDs are UUIDv5 under this namespace, from the first member's (source, GUID): the
+# same on every machine that ingests the same entry first, and never changed afterwards.
+_STORY_NAMESPACE = uuid.UUID("5b0f3f1e-8f5e-4c51-9a57-3c3f2d0a5e11")
+
+
+@dataclass(frozen=True)
+class StoryDecision:
+    story_id: int | None  # None: start a new story
+    existing_entry_id: int | None  # set when the entry is already stored (same source + GUID)
+    reason: str  # "new", "guid", "url", "hash"
+    score: float | None = None
+    changed: bool = True  # False: the stored copy is identical, nothing to write
+
+
+def decide(entry: Entry, existing: ExistingEntry | None, story_by_link: int | None,
+           story_by_hash: int | None) -> StoryDecision:
+    if existing is not None:
+        return StoryDecision(existing.story_id, existing.id, "guid",
+                             changed=existing.digest != entry_digest(entry))
+    if story_by_link is not None:
+        return StoryDecision(story_by_link, None, "url")
+    if story_by_hash is not None:
+        return StoryDecision(story_by_hash, None, "hash")
+    return StoryDecision(None, None, "new")
+
+
+def story_guid(source_id: str, entry_guid: str) -> str:
+    return "urn:uuid:" + str(uuid.uuid5(_STORY_NAMESPACE, f"{source_id}\x00{entry_guid}"))
+
+
+def entry_digest(entry: Entry) -> str:
+    """A digest of everything we republish from an entry, to skip rewriting unchanged ones."""
+    fields = [
+        entry.title, entry.link, entry.summary_html, entry.content_html,
+        entry.published.isoformat(), entry.updated.isoformat(), list(entry.authors),
+        list(entry.categories), [[e.url, e.type, e.length] for e in entry.enclosures],
+        entry.language, [[r.host, r.name, r.url] for r in entry.cited], entry.place,
+    ]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def carried_outlet(source: SourceInfo) -> StorySource:
+    """Our own source, named as an outlet: its site's host, title and home page."""
+    url = source.site_url if source.site_url and _is_http(source.site_url) else None
+    host = (urlsplit(url).hostname or "") if url else ""
+    return StorySource(host=host, name=source.title or host or source.id, url=url, carried=True)
+
+
+def build_story(members: Sequence[StoredMember], sources: Mapping[str, SourceInfo]) -> StoryUpdate:
+    if not members:
+        raise ValueError("a story needs at least one member")
+    by_first_seen = sorted(members, key=lambda m: (m.first_seen, m.id))
+    representative = min(
+        by_first_seen,
+        key=lambda m: -(sources[m.entry.source_id].priority if m.entry.source_id in sources else 0),
+    )
+    entry = representative.entry
+    return StoryUpdate(
+        title=entry.title,
+        link=entry.link,
+        summary_html=entry.summary_html,
+        content_html=entry.content_html,
+        text=entry.text,
+        published=min(m.entry.published for m in members),
+        updated=max(m.entry.updated for m in members),
+        language=entry.language,
+        place=entry.place or next((m.entry.place for m in by_first_seen if m.entry.place), None),
+        authors=entry.authors,
+        categories=_union(m.entry.categories for m in by_first_seen),
+        enclosures=entry.enclosures,
+        sources=merge_source_list(by_first_seen, sources),
+    )
+
+
+def merge_source_list(members: Sequence[StoredMember],
+                      sources: Mapping[str, SourceInfo]) -> tuple[StorySource, ...]:
+    """The union of carrying and cited outlets, in order of first appearance, each once."""
+    merged: dict[str, StorySource] = {}
+    for member in members:
+        info = sources.get(member.entry.source_id) or SourceInfo(member.entry.source_id, None, None)
+        candidates = [carried_outlet(info)] + [
+            StorySource(ref.host, ref.name, ref.url, carried=False) for ref in member.entry.cited
+        ]
+        for outlet in candidates:
+            key = _outlet_key(outlet)
+            known = merged.get(key)
+            if known is None:
+                merged[key] = outlet
+            elif outlet.carried and not known.carried:
+                merged[key] = StorySource(known.host, known.name, known.url or outlet.url, True)
+            elif known.url is None and outlet.url:
+                merged[key] = StorySource(known.host, known.name, outlet.url, known.carried)
+    return tuple(merged.values())
+
+
+def _outlet_key(outlet: StorySource) -> str:
+    """www.npr.org and npr.org are one outlet; an outlet with no host is known by its name."""
+    if outlet.host:
+        return outlet.host.removeprefix("www.")
+    return "name:" + outlet.name.casefold()
+
+
+def _union(groups: Iterable[Sequence[str]]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for group in groups:
+        for item in group:
+            seen.setdefault(item.casefold(), item)
+    return tuple(seen.values())[:20]
+
+
+def _is_http(url: str) -> bool:
+    return url.startswith(("http://", "https://"))

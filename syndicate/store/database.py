@@ -1,0 +1,404 @@
+"""The store: SQLAlchemy Core over SQLite (embedded default, WAL) or PostgreSQL.
+
+The only module that speaks SQL. ``Store`` reads and records fetch state and rendered feeds;
+``UpdateTransaction`` is one source update, all-or-nothing: the lookups dedupe needs, the
+entry and story writes, and the source's new fetch state commit together, so a killed process
+or a full disk leaves the store as it was before that source's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import StoreError
+from ..types import (
+    Enclosure,
+    Entry,
+    ExistingEntry,
+    FetchState,
+    RenderedFeed,
+    SourceConfig,
+    SourceInfo,
+    SourceRef,
+    StoredMember,
+    Story,
+    StoryMember,
+    StorySource,
+    StoryUpdate,
+)
+from . import schema
+from .schema import entries, rendered, sources, stories
+
+
+_UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source's health, for operators."""
+
+    id: str
+    url: str
+    permanent_url: str | None
+    site_title: str | None
+    next_fetch_at: datetime | None
+    error_count: int
+    last_error: str | None
+    last_status: int | None
+    last_fetched_at: datetime | None
+    last_success_at: datetime | None
+    warning: str | None
+    entry_count: int
+
+
+def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    # WAL lets the web server read while a fetch writes; NORMAL sync is durable under WAL
+    # except for the last transactions on power loss, never corrupting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+    # Let SQLAlchemy, not the sqlite3 module, say when transactions begin (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A source update reads (dedupe look-ups) and then writes. Under WAL a deferred
+    # transaction that another writer overtook fails at its first write with SQLITE_BUSY and
+    # no wait; BEGIN IMMEDIATE takes the write lock up front, so concurrent updates queue
+    # (busy_timeout) instead of failing. Readers keep plain deferred transactions.
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = create_engine(url)
+            schema.migrate(self.engine)
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"cannot open the database {_safe_url(url)}: {e}") from e
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- sources and fetch state ---------------------------------------------------------------
+
+    def sync_sources(self, configs: Sequence[SourceConfig], now: datetime) -> None:
+        """Make the stored sources match the config: new ones are due now; a changed URL
+        forgets the old URL's validators and redirect (the config is the source of truth)."""
+        with self.engine.begin() as conn:
+            known = {row.id: row.url for row in conn.execute(sa.select(sources.c.id, sources.c.url))}
+            for config in configs:
+                if config.id not in known:
+                    conn.execute(sources.insert().values(
+                        id=config.id, url=config.url, next_fetch_at=now, error_count=0,
+                        entry_count=0))
+                elif known[config.id] != config.url:
+                    conn.execute(sources.update().where(sources.c.id == config.id).values(
+                        url=config.url, permanent_url=None, etag=None, last_modified=None,
+                        content_hash=None, next_fetch_at=now, error_count=0, last_error=None))
+
+    def fetch_state(self, source_id: str) -> FetchState:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
+        if row is None:
+            return FetchState(source_id=source_id)
+        return FetchState(
+            source_id=row.id, etag=row.etag, last_modified=row.last_modified,
+            content_hash=row.content_hash, next_fetch_at=row.next_fetch_at,
+            error_count=row.error_count, last_error=row.last_error, last_status=row.last_status,
+            last_fetched_at=row.last_fetched_at, last_success_at=row.last_success_at,
+        )
+
+    def due_sources(self, source_ids: Iterable[str], now: datetime) -> list[str]:
+        ids = list(source_ids)
+        query = (sa.select(sources.c.id)
+                 .where(sources.c.id.in_(ids))
+                 .where(sa.or_(sources.c.next_fetch_at.is_(None), sources.c.next_fetch_at <= now))
+                 .order_by(sources.c.next_fetch_at))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def record_not_modified(self, source_id: str, *, etag: str | None,
+                            last_modified: str | None, status: int, next_fetch_at: datetime,
+                            now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sources.update().where(sources.c.id == source_id).values(
+                etag=etag, last_modified=last_modified, last_status=status,
+                next_fetch_at=next_fetch_at, last_fetched_at=now, last_success_at=now,
+                error_count=0, last_error=None))
+
+    def record_failure(self, source_id: str, *, message: str, status: int | None,
+                       next_fetch_at: datetime, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sources.update().where(sources.c.id == source_id).values(
+                last_error=message, last_status=status, next_fetch_at=next_fetch_at,
+                last_fetched_at=now, error_count=sources.c.error_count + 1))
+
+    def source_statuses(self) -> list[SourceStatus]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(sources).order_by(sources.c.id)).all()
+        return [SourceStatus(
+            id=r.id, url=r.url, permanent_url=r.permanent_url, site_title=r.site_title,
+            next_fetch_at=r.next_fetch_at, error_count=r.error_count, last_error=r.last_error,
+            last_status=r.last_status, last_fetched_at=r.last_fetched_at,
+            last_success_at=r.last_success_at, warning=r.warning, entry_count=r.entry_count,
+        ) for r in rows]
+
+    def source_infos(self, configs: Sequence[SourceConfig]) -> dict[str, SourceInfo]:
+        """Our sources named as outlets: configured title first, else what the feed said."""
+        with self.engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(
+                sa.select(sources.c.id, sources.c.site_title, sources.c.site_url, sources.c.url))}
+        infos = {}
+        for config in configs:
+            row = rows.get(config.id)
+            site_url = (row.site_url if row is not None else None) or (
+                config.url if not config.is_local else None)
+            title = config.title or (row.site_title if row is not None else None)
+            infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
+        return infos
+
+    # --- one source update ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, now: datetime) -> Iterator[UpdateTransaction]:
+        """One source update. Updates are serialized so that two sources carrying the same
+        new story at once cannot both create it: SQLite by its write lock, PostgreSQL by a
+        transaction-scoped advisory lock shared by every worker process."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": _UPDATE_LOCK})
+                yield UpdateTransaction(conn, now)
+
+    # --- reading stories -----------------------------------------------------------------------
+
+    def select_stories(self, source_ids: Iterable[str], *, languages: Sequence[str] = (),
+                       min_outlets: int = 1, limit: int = 50) -> list[Story]:
+        """The newest stories that any of the given sources carried, newest first."""
+        carried_by = sa.select(entries.c.story_id).where(entries.c.source_id.in_(list(source_ids)))
+        query = (sa.select(stories)
+                 .where(stories.c.id.in_(carried_by))
+                 .where(stories.c.source_count >= min_outlets))
+        if languages:
+            query = query.where(sa.or_(*(
+                sa.or_(stories.c.language == lang, stories.c.language.like(f"{lang}-%"))
+                for lang in languages)))
+        query = query.order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_story(row) for row in conn.execute(query)]
+
+    def stories_with_members(self, stories_: Sequence[Story]) -> list[Story]:
+        """The same stories with their members attached (for operators)."""
+        if not stories_:
+            return []
+        ids = [s.id for s in stories_]
+        query = (sa.select(entries.c.story_id, entries.c.source_id, entries.c.guid,
+                           entries.c.link, entries.c.reason, entries.c.score)
+                 .where(entries.c.story_id.in_(ids)).order_by(entries.c.id))
+        members: dict[int, list[StoryMember]] = {i: [] for i in ids}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                members[row.story_id].append(StoryMember(
+                    row.source_id, row.guid, row.link, row.reason, row.score))
+        return [_replace_members(s, tuple(members[s.id])) for s in stories_]
+
+    def story_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(stories)).scalar_one())
+
+    # --- rendered feeds ------------------------------------------------------------------------
+
+    def save_rendered(self, feed: RenderedFeed) -> bool:
+        """Store a rendering unless the same bytes are stored already; True if it changed."""
+        key = (rendered.c.feed_id == feed.feed_id) & (rendered.c.format == feed.format)
+        values = dict(content_type=feed.content_type, body=feed.body, gzip_body=feed.gzip_body,
+                      etag=feed.etag, last_modified=feed.last_modified)
+        with self.engine.begin() as conn:
+            etag = conn.execute(sa.select(rendered.c.etag).where(key)).scalar()
+            if etag == feed.etag:
+                return False
+            if etag is None:
+                conn.execute(rendered.insert().values(
+                    feed_id=feed.feed_id, format=feed.format, **values))
+            else:
+                conn.execute(rendered.update().where(key).values(**values))
+        return True
+
+    def rendered_feed(self, feed_id: str, fmt: str) -> RenderedFeed | None:
+        key = (rendered.c.feed_id == feed_id) & (rendered.c.format == fmt)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(rendered).where(key)).first()
+        if row is None:
+            return None
+        return RenderedFeed(row.feed_id, row.format, row.content_type, row.body, row.gzip_body,
+                            row.etag, row.last_modified)
+
+    def rendered_etags(self) -> dict[tuple[str, str], str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(rendered.c.feed_id, rendered.c.format, rendered.c.etag))
+            return {(r.feed_id, r.format): r.etag for r in rows}
+
+
+class UpdateTransaction:
+    """Reads and writes of one source update, inside one database transaction."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+
+    def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
+        row = self.conn.execute(
+            sa.select(entries.c.id, entries.c.story_id, entries.c.digest)
+            .where(entries.c.source_id == source_id, entries.c.guid == guid)).first()
+        return ExistingEntry(row.id, row.story_id, row.digest) if row else None
+
+    def story_by_link(self, link: str | None) -> int | None:
+        if not link:
+            return None
+        return self.conn.execute(
+            sa.select(entries.c.story_id).where(entries.c.link == link).limit(1)).scalar()
+
+    def story_by_hash(self, content_hash: str | None) -> int | None:
+        if not content_hash:
+            return None
+        return self.conn.execute(
+            sa.select(entries.c.story_id).where(entries.c.content_hash == content_hash)
+            .limit(1)).scalar()
+
+    def new_story(self, guid: str, entry: Entry) -> int:
+        """Insert a story for its first member; ``write_story`` fills in the merged fields."""
+        result = self.conn.execute(stories.insert().values(
+            guid=guid, title=entry.title, link=entry.link, summary_html=entry.summary_html,
+            content_html=entry.content_html, text=entry.text, published=entry.published,
+            updated=entry.updated, first_seen=self.now, language=entry.language,
+            place=entry.place, authors=[], categories=[], enclosures=[], sources=[],
+            source_count=0))
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def add_entry(self, entry: Entry, story_id: int, *, digest: str, reason: str,
+                  score: float | None) -> None:
+        self.conn.execute(entries.insert().values(
+            story_id=story_id, source_id=entry.source_id, guid=entry.guid, first_seen=self.now,
+            reason=reason, score=score, digest=digest, **_entry_values(entry)))
+
+    def update_entry(self, entry_id: int, entry: Entry, *, digest: str) -> None:
+        self.conn.execute(entries.update().where(entries.c.id == entry_id).values(
+            digest=digest, **_entry_values(entry)))
+
+    def members(self, story_id: int) -> list[StoredMember]:
+        rows = self.conn.execute(
+            sa.select(entries).where(entries.c.story_id == story_id).order_by(entries.c.id))
+        return [StoredMember(r.id, _entry(r), r.first_seen, r.reason, r.score) for r in rows]
+
+    def write_story(self, story_id: int, update: StoryUpdate) -> None:
+        self.conn.execute(stories.update().where(stories.c.id == story_id).values(
+            title=update.title, link=update.link, summary_html=update.summary_html,
+            content_html=update.content_html, text=update.text, published=update.published,
+            updated=update.updated, language=update.language, place=update.place,
+            authors=list(update.authors), categories=list(update.categories),
+            enclosures=[_enclosure_json(e) for e in update.enclosures],
+            sources=[_story_source_json(s) for s in update.sources],
+            source_count=len(update.sources)))
+
+    def record_success(self, source_id: str, *, etag: str | None, last_modified: str | None,
+                       content_hash: str, status: int, permanent_url: str | None,
+                       site_url: str | None, site_title: str | None, warning: str | None,
+                       next_fetch_at: datetime) -> None:
+        count = self.conn.execute(sa.select(sa.func.count()).select_from(entries)
+                                  .where(entries.c.source_id == source_id)).scalar_one()
+        values: dict[str, Any] = dict(
+            etag=etag, last_modified=last_modified, content_hash=content_hash,
+            last_status=status, site_url=site_url, site_title=site_title, warning=warning,
+            next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
+            error_count=0, last_error=None, entry_count=count)
+        if permanent_url:
+            values["permanent_url"] = permanent_url
+        self.conn.execute(sources.update().where(sources.c.id == source_id).values(**values))
+
+
+# --- row ↔ record ------------------------------------------------------------------------------
+
+
+def _entry_values(entry: Entry) -> dict[str, Any]:
+    return dict(
+        link=entry.link, title=entry.title, summary_html=entry.summary_html,
+        content_html=entry.content_html, text=entry.text, published=entry.published,
+        updated=entry.updated, authors=list(entry.authors), categories=list(entry.categories),
+        enclosures=[_enclosure_json(e) for e in entry.enclosures], language=entry.language,
+        cited=[{"host": r.host, "name": r.name, "url": r.url} for r in entry.cited],
+        place=entry.place, content_hash=entry.content_hash)
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        source_id=row.source_id, guid=row.guid, link=row.link, title=row.title,
+        summary_html=row.summary_html, content_html=row.content_html, text=row.text,
+        published=row.published, updated=row.updated, authors=tuple(row.authors),
+        categories=tuple(row.categories), enclosures=_enclosures(row.enclosures),
+        language=row.language, cited=tuple(SourceRef(**r) for r in row.cited),
+        place=row.place, content_hash=row.content_hash)
+
+
+def _story(row: Any) -> Story:
+    return Story(
+        id=row.id, guid=row.guid, title=row.title, link=row.link,
+        summary_html=row.summary_html, content_html=row.content_html, text=row.text,
+        published=row.published, updated=row.updated, first_seen=row.first_seen,
+        language=row.language, place=row.place, authors=tuple(row.authors),
+        categories=tuple(row.categories), enclosures=_enclosures(row.enclosures),
+        sources=tuple(StorySource(**s) for s in row.sources))
+
+
+def _replace_members(story: Story, members: tuple[StoryMember, ...]) -> Story:
+    return replace(story, members=members)
+
+
+def _enclosure_json(enclosure: Enclosure) -> dict[str, Any]:
+    return {"url": enclosure.url, "type": enclosure.type, "length": enclosure.length}
+
+
+def _enclosures(value: Sequence[Mapping[str, Any]]) -> tuple[Enclosure, ...]:
+    return tuple(Enclosure(**e) for e in value)
+
+
+def _story_source_json(source: StorySource) -> dict[str, Any]:
+    return {"host": source.host, "name": source.name, "url": source.url,
+            "carried": source.carried}
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could hide reliably
+        return "(unparsable database URL)"
+

@@ -1,0 +1,170 @@
+"""Tables and ordered migrations. The schema version is the number of migrations applied.
+
+Migrations run at start (``migrate``), each in its own transaction, and are never edited once
+released: a change to the schema is a new function appended to ``MIGRATIONS`` that alters what
+the earlier ones made, and the table objects below are updated to describe the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+from ..errors import StoreError
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (stored naive UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Fetch state per source, so a restart (or another worker) resumes where things stood.
+sources = sa.Table(
+    "sources", metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),  # as configured when last fetched
+    sa.Column("permanent_url", sa.Text),  # where a permanent redirect pointed
+    sa.Column("site_url", sa.Text),  # the feed's own home page link
+    sa.Column("site_title", sa.Text),  # the feed's own title
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("next_fetch_at", UTCDateTime),
+    sa.Column("error_count", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_fetched_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("warning", sa.Text),  # a recoverable parse problem from the last fetch
+    sa.Column("entry_count", sa.Integer, nullable=False, default=0),
+)
+
+stories = sa.Table(
+    "stories", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("guid", sa.String(100), nullable=False, unique=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("link", sa.Text),
+    sa.Column("summary_html", sa.Text, nullable=False),
+    sa.Column("content_html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("published", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("language", sa.String(35)),
+    sa.Column("place", sa.Text),
+    sa.Column("authors", sa.JSON, nullable=False),
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("enclosures", sa.JSON, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),  # the ordered source list
+    sa.Column("source_count", sa.Integer, nullable=False),
+    sa.Index("ix_stories_published", "published"),
+)
+
+entries = sa.Table(
+    "entries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("guid", sa.Text, nullable=False),
+    sa.Column("link", sa.Text),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary_html", sa.Text, nullable=False),
+    sa.Column("content_html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("published", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("authors", sa.JSON, nullable=False),
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("enclosures", sa.JSON, nullable=False),
+    sa.Column("language", sa.String(35)),
+    sa.Column("cited", sa.JSON, nullable=False),
+    sa.Column("place", sa.Text),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("digest", sa.String(64), nullable=False),  # of every field we republish
+    sa.Column("reason", sa.String(20), nullable=False),  # why it joined its story
+    sa.Column("score", sa.Float),
+    sa.UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
+    sa.Index("ix_entries_story", "story_id"),
+    sa.Index("ix_entries_link", "link"),
+    sa.Index("ix_entries_content_hash", "content_hash"),
+)
+
+# Output feeds rendered once per change, served as stored bytes by any web process.
+rendered = sa.Table(
+    "rendered", metadata,
+    sa.Column("feed_id", sa.String(200), primary_key=True),
+    sa.Column("format", sa.String(10), primary_key=True),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("gzip_body", sa.LargeBinary, nullable=False),
+    sa.Column("etag", sa.String(100), nullable=False),
+    sa.Column("last_modified", UTCDateTime, nullable=False),
+)
+
+
+def _create_initial_tables(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[meta, sources, stories, entries, rendered])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_initial_tables,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("meta"):
+        return 0
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else 0
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Apply the migrations this database lacks; return the version it is now at."""
+    with engine.connect() as conn:
+        current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database is at schema version {current}, newer than this syndicate "
+            f"({SCHEMA_VERSION}); upgrade syndicate or point it at another database"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with engine.begin() as conn:
+            MIGRATIONS[version - 1](conn)
+            _set_version(conn, version)
+    return SCHEMA_VERSION
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    values: dict[str, Any] = {"key": "schema_version", "value": str(version)}
+    updated = conn.execute(
+        meta.update().where(meta.c.key == "schema_version").values(value=str(version))
+    ).rowcount
+    if not updated:
+        conn.execute(meta.insert().values(**values))
