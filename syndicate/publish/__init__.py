@@ -1,0 +1,61 @@
+"""Selecting stories for output feeds and storing their renderings, once per change.
+
+A feed is rendered in every format after any of its sources changed; the bytes, their gzip
+variant and a strong ETag are stored, so web processes only compare a header and write
+precomputed bytes. A rendering whose bytes did not change keeps its ETag and Last-Modified:
+the feed's own dates come from its stories, never from the clock, so re-rendering an unchanged
+feed gives the same bytes and aggregators keep getting 304s.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from ..store import Store
+from ..types import Config, FeedConfig, RenderedFeed, Story
+from .render import CONTENT_TYPES, render
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("rss", "atom", "json")
+_EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # an empty feed's stable "updated"
+
+
+def select_stories(store: Store, config: Config, feed: FeedConfig) -> list[Story]:
+    return store.select_stories(config.feed_source_ids(feed), languages=feed.languages,
+                                min_outlets=feed.min_outlets, limit=feed.limit)
+
+
+def feeds_of_sources(config: Config, source_ids: Iterable[str]) -> list[FeedConfig]:
+    changed = set(source_ids)
+    return [f for f in config.feeds if config.feed_source_ids(f) & changed]
+
+
+def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
+                  now: datetime) -> list[str]:
+    """Render the given feeds in every format; return the ids of those whose bytes changed."""
+    changed = []
+    for feed in feeds:
+        stories = select_stories(store, config, feed)
+        updated = max((s.updated for s in stories), default=_EMPTY_FEED_DATE)
+        feed_changed = False
+        for fmt in FORMATS:
+            body = render(feed, stories, fmt, service=config.service, updated=updated)
+            if store.save_rendered(rendered_feed(feed.id, fmt, body, now)):
+                feed_changed = True
+        if feed_changed:
+            changed.append(feed.id)
+            log.info("feed %s: rendered %d stories", feed.id, len(stories))
+    return changed
+
+
+def rendered_feed(feed_id: str, fmt: str, body: bytes, now: datetime) -> RenderedFeed:
+    # mtime=0 keeps the gzip bytes a pure function of the body.
+    gzip_body = gzip.compress(body, compresslevel=6, mtime=0)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return RenderedFeed(feed_id, fmt, CONTENT_TYPES[fmt], body, gzip_body, etag,
+                        now.replace(microsecond=0))

@@ -1,0 +1,207 @@
+"""The ``syndicate`` command: check | fetch | run | serve | stories.
+
+    syndicate [--config FILE] check            validate the config, print a summary (exit 2 on problems)
+    syndicate [--config FILE] fetch [--all]    update due (or all) sources once, render, exit
+    syndicate [--config FILE] run              scheduler + web server until SIGINT/SIGTERM
+    syndicate [--config FILE] serve            web server only (feeds rendered by another process)
+    syndicate [--config FILE] stories [--json] [--feed ID] [--limit N]
+
+The config file is ``--config``, else ``$SYNDICATE_CONFIG``, else ``config/syndicate.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import __version__
+from .config import describe, load_config
+from .errors import ConfigError, StoreError
+from .ingest.pipeline import UpdateOutcome
+from .publish import select_stories
+from .schedule import Ingestor, Scheduler
+from .store import Store
+from .types import Config, Story
+
+log = logging.getLogger("syndicate")
+
+DEFAULT_CONFIG = "config/syndicate.yaml"
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    config_path = args.config or os.environ.get("SYNDICATE_CONFIG") or DEFAULT_CONFIG
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        print(f"{config_path}: {len(e.problems)} problem(s) in the config:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check":
+        print(describe(config))
+        return 0
+    try:
+        store = Store(config.service.database)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        handler = {"fetch": _fetch, "run": _run, "serve": _serve, "stories": _stories}
+        return handler[args.command](config, store, args)
+    finally:
+        store.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syndicate", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help=f"config file (default: $SYNDICATE_CONFIG or "
+                                         f"{DEFAULT_CONFIG})")
+    parser.add_argument("--log-level", default=os.environ.get("SYNDICATE_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"syndicate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="validate the config and print a summary")
+    fetch = commands.add_parser("fetch", help="update due sources once, render feeds, exit")
+    fetch.add_argument("--all", action="store_true", help="update every source, due or not")
+    commands.add_parser("run", help="scheduler and web server until SIGINT/SIGTERM")
+    commands.add_parser("serve", help="web server only")
+    stories = commands.add_parser("stories", help="show stories with their sources and members")
+    stories.add_argument("--json", action="store_true", help="print a JSON array")
+    stories.add_argument("--feed", help="only the stories of this output feed")
+    stories.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler reports every job run at INFO; that is noise at our tick rate.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    store.sync_sources(config.sources, now)
+    ids = [s.id for s in config.sources]
+    if not args.all:
+        ids = store.due_sources(ids, now)
+    ingestor = Ingestor(config, store)
+    bar = _progress_bar(len(ids))
+    outcomes = ingestor.update(ids, progress=(lambda _: bar.update(1)) if bar else None)
+    if bar:
+        bar.close()
+    # Every feed is rendered: the config's feed definitions may have changed since the last
+    # run. Unchanged feeds render to the same bytes and keep their ETag.
+    changed_feeds = ingestor.publish([], everything=True)
+    _print_fetch_summary(outcomes, changed_feeds)
+    return 0
+
+
+def _progress_bar(total: int) -> Any:
+    if not sys.stderr.isatty() or total == 0:
+        return None
+    from tqdm import tqdm  # only on a terminal
+
+    return tqdm(total=total, unit="source", desc="fetching", file=sys.stderr)
+
+
+def _print_fetch_summary(outcomes: list[UpdateOutcome], changed_feeds: list[str]) -> None:
+    counts = Counter(o.status for o in outcomes)
+    new_entries = sum(o.new_entries for o in outcomes)
+    print(f"{len(outcomes)} sources: {counts['updated']} updated, "
+          f"{counts['not_modified']} not modified, {counts['failed']} failed; "
+          f"{new_entries} new entries; feeds changed: {', '.join(changed_feeds) or 'none'}")
+    for outcome in sorted(outcomes, key=lambda o: o.source_id):
+        if outcome.status == "failed":
+            print(f"  {outcome.source_id}: {outcome.error}", file=sys.stderr)
+
+
+def _serve_app(config: Config, store: Store, on_started: Any = None) -> None:
+    import uvicorn
+
+    from .web import App
+
+    app = App(config, store)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.service.listen_host, port=config.service.listen_port,
+        http="httptools", loop="uvloop", lifespan="on", access_log=False, log_level="warning",
+        server_header=False))
+    if on_started:
+        on_started(app)
+    log.info("serving on http://%s:%d/ (public URL %s/)", config.service.listen_host,
+             config.service.listen_port, config.service.base_url)
+    server.run()  # returns on SIGINT/SIGTERM, after finishing requests in flight
+
+
+def _run(config: Config, store: Store, args: argparse.Namespace) -> int:
+    holder: dict[str, Scheduler] = {}
+
+    def start_scheduler(app: Any) -> None:
+        scheduler = Scheduler(config, store, on_publish=lambda _: app.cache.refresh())
+        scheduler.start()
+        holder["scheduler"] = scheduler
+
+    try:
+        _serve_app(config, store, on_started=start_scheduler)
+    finally:
+        if "scheduler" in holder:
+            holder["scheduler"].shutdown()
+    return 0
+
+
+def _serve(config: Config, store: Store, args: argparse.Namespace) -> int:
+    _serve_app(config, store)
+    return 0
+
+
+def _stories(config: Config, store: Store, args: argparse.Namespace) -> int:
+    if args.feed:
+        try:
+            feed = config.feed(args.feed)
+        except KeyError:
+            print(f"error: no feed with id {args.feed!r} in {config.path}", file=sys.stderr)
+            return EXIT_CONFIG
+        stories = select_stories(store, config, feed)[: args.limit]
+    else:
+        stories = store.select_stories([s.id for s in config.sources], limit=args.limit)
+    stories = store.stories_with_members(stories)
+    if args.json:
+        print(json.dumps([_story_json(s) for s in stories], ensure_ascii=False, indent=2))
+        return 0
+    for story in stories:
+        print(f"{story.updated:%Y-%m-%d %H:%M} {story.title}\n  {story.guid}")
+        outlets = ", ".join(s.host or s.name for s in story.sources)
+        print(f"  sources: {outlets}")
+        for m in story.members:
+            score = f" {m.score:.2f}" if m.score is not None else ""
+            print(f"  - {m.source_id} [{m.reason}{score}] {m.link or m.guid}")
+    return 0
+
+
+def _story_json(story: Story) -> dict[str, Any]:
+    return {
+        "id": story.guid,
+        "title": story.title,
+        "updated": story.updated.isoformat(),
+        "published": story.published.isoformat(),
+        "place": story.place,
+        "sources": [{"host": s.host, "name": s.name, "url": s.url, "carried": s.carried}
+                    for s in story.sources],
+        "members": [{"source": m.source_id, "guid": m.guid, "link": m.link, "reason": m.reason,
+                     "score": m.score} for m in story.members],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""One source update: the stages in order, and nothing else.
+
+    fetch ──> parse ──> normalize ──> dedupe ──> store (one transaction)
+
+1. ``fetch.fetch``: conditional GET (or a local file read). ``NotModified`` ends the update.
+2. ``parse.parse_feed``: feedparser → ``ParsedFeed``.
+3. ``normalize.normalize_entry`` for every entry → ``Entry``.
+4. in one store transaction, for every entry: look up what ``dedupe.decide`` needs, write the
+   entry under its story, rebuild each touched story (``dedupe.build_story``), and record the
+   source's new fetch state — so a crash leaves the source as it was, and the next fetch
+   (which still holds the old validators) does the same work again.
+
+A ``SourceError`` (network, HTTP status, not a feed) is recorded on the source with a backoff;
+any other exception is a bug: it is logged with its traceback and recorded as well, so one
+source never takes down the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import requests
+
+from ..errors import GoneError, SourceError
+from ..store import Store, UpdateTransaction
+from ..types import FetchResult, NotModified, ParsedFeed, SourceConfig, SourceInfo
+from . import dedupe, pacing
+from .fetch import FetchSettings, fetch
+from .normalize import normalize_entry
+from .parse import parse_feed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    source_id: str
+    status: str  # "updated", "not_modified", "failed"
+    new_entries: int = 0
+    changed_stories: frozenset[int] = field(default_factory=frozenset)
+    error: str | None = None
+
+
+def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
+                  session: requests.Session, infos: Mapping[str, SourceInfo],
+                  now: datetime) -> UpdateOutcome:
+    state = store.fetch_state(source.id)
+    floor = min(pacing.FLOOR, source.interval)
+    try:
+        result = fetch(source.url, state, settings, session)
+        if isinstance(result, NotModified):
+            store.record_not_modified(
+                source.id, etag=result.etag, last_modified=result.last_modified,
+                status=200 if result.body_unchanged else 304, now=now,
+                next_fetch_at=pacing.next_fetch_after_success(
+                    now, source.interval, headers=result.headers, floor=floor))
+            log.info("source %s: not modified", source.id)
+            return UpdateOutcome(source.id, "not_modified")
+        feed = parse_feed(result.content, result.url, result.content_type)
+        outcome = _store_entries(source, result, feed, store, infos, now, floor)
+    except SourceError as e:
+        return _record_failure(source, store, state.error_count + 1, e, now, floor)
+    except Exception as e:  # a bug: never silent, never fatal to the other sources
+        log.exception("source %s: internal error", source.id)
+        return _record_failure(source, store, state.error_count + 1, e, now, floor)
+    if feed.warning:
+        log.warning("source %s: %s", source.id, feed.warning)
+    log.info("source %s: %d entries, %d new, %d stories changed", source.id,
+             len(feed.entries), outcome.new_entries, len(outcome.changed_stories))
+    return outcome
+
+
+def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, store: Store,
+                   infos: Mapping[str, SourceInfo], now: datetime,
+                   floor: timedelta) -> UpdateOutcome:
+    entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
+    infos = {**infos, source.id: _own_info(source, feed, result)}
+    new_entries = 0
+    touched: set[int] = set()
+    with store.transaction(now) as tx:
+        for entry in entries:
+            decision = dedupe.decide(
+                entry,
+                tx.existing_entry(entry.source_id, entry.guid),
+                tx.story_by_link(entry.link),
+                tx.story_by_hash(entry.content_hash),
+            )
+            if not decision.changed:
+                continue
+            digest = dedupe.entry_digest(entry)
+            if decision.existing_entry_id is not None:
+                tx.update_entry(decision.existing_entry_id, entry, digest=digest)
+                story_id = decision.story_id
+            else:
+                story_id = decision.story_id
+                if story_id is None:
+                    story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)
+                tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
+                             score=decision.score)
+                new_entries += 1
+            assert story_id is not None
+            touched.add(story_id)
+        for story_id in touched:
+            _rebuild_story(tx, story_id, infos)
+        tx.record_success(
+            source.id, etag=result.etag, last_modified=result.last_modified,
+            content_hash=hashlib.sha256(result.content).hexdigest(), status=result.status,
+            permanent_url=result.permanent_url, site_url=feed.link, site_title=feed.title,
+            warning=feed.warning,
+            next_fetch_at=pacing.next_fetch_after_success(
+                now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
+                floor=floor))
+    if result.permanent_url:
+        log.warning("source %s: permanently redirected to %s; update the config's url",
+                    source.id, result.permanent_url)
+    return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
+
+
+def _rebuild_story(tx: UpdateTransaction, story_id: int, infos: Mapping[str, SourceInfo]) -> None:
+    tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
+
+
+def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> SourceInfo:
+    site_url = feed.link or (None if source.is_local else result.url)
+    return SourceInfo(source.id, source.title or feed.title, site_url, source.priority)
+
+
+def _record_failure(source: SourceConfig, store: Store, error_count: int, error: Exception,
+                    now: datetime, floor: timedelta) -> UpdateOutcome:
+    message = str(error) if isinstance(error, SourceError) else (
+        f"internal error ({type(error).__name__}: {error}); please report it")
+    status = getattr(error, "status", None)
+    if isinstance(error, GoneError):
+        next_at = now + pacing.CEILING * 365  # 410 Gone: stop polling until the config changes
+    else:
+        next_at = pacing.next_fetch_after_failure(
+            now, source.interval, error_count,
+            retry_after_seconds=getattr(error, "retry_after", None), floor=floor)
+    store.record_failure(source.id, message=message, status=status, next_fetch_at=next_at,
+                         now=now)
+    log.warning("source %s: %s (error %d in a row; next try %s)", source.id, message,
+                error_count, next_at.isoformat(timespec="seconds"))
+    return UpdateOutcome(source.id, "failed", error=message)
+

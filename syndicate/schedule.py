@@ -1,0 +1,183 @@
+"""Running source updates: a bounded pool for one batch (``Ingestor``), and the long-running
+``Scheduler`` that asks the store which sources are due and feeds them to that pool.
+
+Scheduling state lives in the store (``sources.next_fetch_at``, set by ``ingest.pacing`` with
+jitter after every fetch), not in the scheduler's memory, so a restart resumes where things
+stood. APScheduler drives two periodic jobs: the tick that dispatches due sources and
+publishes the feeds they changed, and the config watcher that reloads the YAML when it
+changes (an invalid edit is logged, problem by problem, and the running config is kept).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .config import load_config
+from .errors import ConfigError
+from .ingest.fetch import FetchSettings, new_session
+from .ingest.pipeline import UpdateOutcome, update_source
+from .publish import feeds_of_sources, publish_feeds
+from .store import Store
+from .types import Config, SourceInfo
+
+log = logging.getLogger(__name__)
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    service = config.service
+    return FetchSettings(user_agent=service.user_agent, connect_timeout=service.connect_timeout,
+                         read_timeout=service.read_timeout, max_body_bytes=service.max_body_bytes)
+
+
+class Ingestor:
+    """Updates sources on a bounded thread pool, and publishes output feeds."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._local = threading.local()  # one requests.Session per worker thread
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = new_session(fetch_settings(self.config))
+            self._local.session = session
+        return session
+
+    def update_one(self, source_id: str, infos: dict[str, SourceInfo]) -> UpdateOutcome:
+        return update_source(self.config.source(source_id), store=self.store,
+                             settings=fetch_settings(self.config), session=self._session(),
+                             infos=infos, now=datetime.now(UTC))
+
+    def update(self, source_ids: Sequence[str],
+               progress: Callable[[UpdateOutcome], None] | None = None) -> list[UpdateOutcome]:
+        """Update the given sources concurrently; the caller publishes."""
+        infos = self.store.source_infos(self.config.sources)
+        outcomes = []
+        with ThreadPoolExecutor(self.config.service.fetch_workers,
+                                thread_name_prefix="fetch") as pool:
+            futures = [pool.submit(self.update_one, sid, infos) for sid in source_ids]
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes.append(outcome)
+                if progress:
+                    progress(outcome)
+        return outcomes
+
+    def publish(self, changed_sources: Iterable[str], everything: bool = False) -> list[str]:
+        """Render the feeds of changed sources, and any feed never rendered before."""
+        rendered = {feed_id for feed_id, _ in self.store.rendered_etags()}
+        feeds = self.config.feeds if everything else [
+            f for f in self.config.feeds
+            if f.id not in rendered or f in feeds_of_sources(self.config, changed_sources)]
+        return publish_feeds(self.store, self.config, feeds, datetime.now(UTC))
+
+
+class Scheduler:
+    """The long-running ingest loop of ``syndicate run``."""
+
+    TICK_SECONDS = 2.0
+    CONFIG_CHECK_SECONDS = 3.0
+
+    def __init__(self, config: Config, store: Store,
+                 on_publish: Callable[[list[str]], None] | None = None) -> None:
+        self.ingestor = Ingestor(config, store)
+        self.store = store
+        self.on_publish = on_publish
+        self._pool = ThreadPoolExecutor(config.service.fetch_workers, thread_name_prefix="fetch")
+        self._running: dict[str, Future[UpdateOutcome]] = {}
+        self._finished: set[str] = set()
+        self._lock = threading.Lock()
+        self._config_mtime = _mtime(config.path)
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+
+    @property
+    def config(self) -> Config:
+        return self.ingestor.config
+
+    def start(self) -> None:
+        self.store.sync_sources(self.config.sources, datetime.now(UTC))
+        self._publish(everything=True)
+        self._scheduler.add_job(self.tick, "interval", seconds=self.TICK_SECONDS,
+                                id="tick", max_instances=1, coalesce=True,
+                                next_run_time=datetime.now(UTC))
+        self._scheduler.add_job(self.reload_if_changed, "interval",
+                                seconds=self.CONFIG_CHECK_SECONDS, id="config",
+                                max_instances=1, coalesce=True)
+        self._scheduler.start()
+        log.info("scheduler started: %d sources, %d feeds", len(self.config.sources),
+                 len(self.config.feeds))
+
+    def shutdown(self) -> None:
+        """Stop dispatching, let running updates finish their transactions, then stop."""
+        self._scheduler.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        log.info("scheduler stopped")
+
+    def tick(self) -> None:
+        """Dispatch due sources that are not already running; publish what finished."""
+        config = self.config
+        now = datetime.now(UTC)
+        with self._lock:
+            busy = set(self._running)
+        due = [sid for sid in self.store.due_sources((s.id for s in config.sources), now)
+               if sid not in busy]
+        if due:
+            infos = self.store.source_infos(config.sources)
+            for source_id in due:
+                # Registered under the lock, so that _done (which takes it) cannot run first.
+                with self._lock:
+                    future = self._pool.submit(self.ingestor.update_one, source_id, infos)
+                    self._running[source_id] = future
+                future.add_done_callback(functools.partial(self._done, source_id))
+        with self._lock:
+            finished, self._finished = self._finished, set()
+        if finished:
+            self._publish(changed=finished)
+
+    def _done(self, source_id: str, future: Future[UpdateOutcome]) -> None:
+        with self._lock:
+            self._running.pop(source_id, None)
+            if not future.cancelled() and future.exception() is None and \
+                    future.result().changed_stories:
+                self._finished.add(source_id)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("source %s: update crashed", source_id, exc_info=future.exception())
+
+    def _publish(self, changed: Iterable[str] = (), everything: bool = False) -> None:
+        changed_feeds = self.ingestor.publish(changed, everything=everything)
+        if changed_feeds and self.on_publish:
+            self.on_publish(changed_feeds)
+
+    def reload_if_changed(self) -> bool:
+        mtime = _mtime(self.config.path)
+        if mtime == self._config_mtime:
+            return False
+        self._config_mtime = mtime
+        try:
+            config = load_config(self.config.path)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.error("config not reloaded: %s", problem)
+            return False
+        self.store.sync_sources(config.sources, datetime.now(UTC))
+        self.ingestor.config = config
+        log.info("config reloaded: %d sources, %d feeds", len(config.sources), len(config.feeds))
+        self._publish(everything=True)
+        return True
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
