@@ -60,7 +60,9 @@ def decide(entry: Entry, existing: ExistingEntry | None, story_by_link: int | No
 
 
 def story_guid(source_id: str, entry_guid: str) -> str:
-    return "urn:uuid:" + str(uuid.uuid5(_STORY_NAMESPACE, f"{source_id}\x00{entry_guid}"))
+    # JSON keeps the pair unambiguous whatever characters the GUID holds.
+    name = json.dumps([source_id, entry_guid])
+    return "urn:uuid:" + str(uuid.uuid5(_STORY_NAMESPACE, name))
 
 
 def entry_digest(entry: Entry) -> str:

@@ -98,9 +98,16 @@ class Store:
         self.url = url
         try:
             self.engine = create_engine(url)
+        except (sa.exc.SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"cannot use the database {_safe_url(url)}: {e}") from e
+        try:
             schema.migrate(self.engine)
         except sa.exc.SQLAlchemyError as e:
+            self.engine.dispose()
             raise StoreError(f"cannot open the database {_safe_url(url)}: {e}") from e
+        except StoreError:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()

@@ -146,19 +146,32 @@ def schema_version(conn: Connection) -> int:
 
 
 def migrate(engine: sa.Engine) -> int:
-    """Apply the migrations this database lacks; return the version it is now at."""
-    with engine.connect() as conn:
-        current = schema_version(conn)
-    if current > SCHEMA_VERSION:
-        raise StoreError(
-            f"the database is at schema version {current}, newer than this syndicate "
-            f"({SCHEMA_VERSION}); upgrade syndicate or point it at another database"
-        )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with engine.begin() as conn:
-            MIGRATIONS[version - 1](conn)
-            _set_version(conn, version)
-    return SCHEMA_VERSION
+    """Apply the migrations this database lacks; return the version it is now at.
+
+    Safe when several processes start at once: each step re-reads the version inside a
+    transaction that holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+    transaction-scoped advisory lock), so a step is applied exactly once.
+    """
+    while True:
+        with engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": _MIGRATION_LOCK})
+                current = schema_version(conn)
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the database is at schema version {current}, newer than this "
+                        f"syndicate ({SCHEMA_VERSION}); upgrade syndicate or point it at "
+                        "another database")
+                if current == SCHEMA_VERSION:
+                    return current
+                MIGRATIONS[current](conn)
+                _set_version(conn, current + 1)
+
+
+_MIGRATION_LOCK = 0x73796E6D  # "synm"
 
 
 def _set_version(conn: Connection, version: int) -> None:

@@ -1,0 +1,157 @@
+"""The storage contract, run against a real SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from syndicate.errors import StoreError
+from syndicate.ingest import dedupe
+from syndicate.publish import rendered_feed
+from syndicate.store import Store
+from syndicate.store import schema as store_schema
+from syndicate.types import SourceConfig, SourceInfo
+from tests.factories import T0, later, make_entry, ref
+
+INTERVAL = timedelta(minutes=15)
+
+
+def source(id_: str, url: str = "https://feeds.example/x.xml") -> SourceConfig:
+    return SourceConfig(id=id_, url=url, title=None, tags=(), language=None, interval=INTERVAL)
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    store = Store(store_url)
+    yield store  # type: ignore[misc]
+    store.close()
+
+
+def test_migrations_record_the_version_and_do_not_rerun(store_url: str) -> None:
+    Store(store_url).close()
+    second = Store(store_url)
+    with second.engine.connect() as conn:
+        assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
+    second.close()
+
+
+def test_a_database_from_a_newer_syndicate_is_refused(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(store_schema.meta.update().values(value="999"))
+    with pytest.raises(StoreError, match="newer than this syndicate"):
+        Store(store.url)
+
+
+def test_fetch_state_round_trip(store: Store) -> None:
+    store.sync_sources([source("a"), source("b")], T0)
+    assert store.due_sources(["a", "b"], T0) == ["a", "b"]
+    store.record_not_modified("a", etag='"e1"', last_modified="Mon, 23 Nov 2026 08:00:00 GMT",
+                              status=304, next_fetch_at=later(15), now=T0)
+    store.record_failure("b", message="HTTP 500 Internal Server Error", status=500,
+                         next_fetch_at=later(30), now=T0)
+    store.record_failure("b", message="connection refused", status=None,
+                         next_fetch_at=later(60), now=later(30))
+
+    a, b = store.fetch_state("a"), store.fetch_state("b")
+    assert (a.etag, a.last_modified, a.next_fetch_at, a.error_count) == (
+        '"e1"', "Mon, 23 Nov 2026 08:00:00 GMT", later(15), 0)
+    assert (b.error_count, b.last_error, b.next_fetch_at) == (2, "connection refused", later(60))
+    assert store.due_sources(["a", "b"], later(20)) == ["a"]
+    assert store.due_sources(["a", "b"], later(60)) == ["a", "b"]
+
+
+def test_changing_a_source_url_forgets_its_validators(store: Store) -> None:
+    store.sync_sources([source("a")], T0)
+    store.record_not_modified("a", etag='"e1"', last_modified=None, status=304,
+                              next_fetch_at=later(15), now=T0)
+    store.sync_sources([source("a", "https://elsewhere.example/feed")], later(1))
+    state = store.fetch_state("a")
+    assert state.etag is None
+    assert state.next_fetch_at == later(1)
+
+
+def add_story(store: Store, *entries_and_reasons: tuple[object, str]) -> int:
+    infos = {"a": SourceInfo("a", "A", "https://a.example/"),
+             "b": SourceInfo("b", "B", "https://b.example/")}
+    story_id = None
+    with store.transaction(T0) as tx:
+        for entry, reason in entries_and_reasons:
+            if story_id is None:
+                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)  # type: ignore[attr-defined]
+            tx.add_entry(entry, story_id, digest=dedupe.entry_digest(entry),  # type: ignore[arg-type]
+                         reason=reason, score=None)
+        assert story_id is not None
+        tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
+    return story_id
+
+
+def test_stories_and_members_round_trip(store: Store) -> None:
+    store.sync_sources([source("a"), source("b")], T0)
+    first = make_entry("a", "g1", cited=(ref("www.npr.org", "NPR", "https://www.npr.org/x"),),
+                       place="Sumy, Ukraine", categories=("World",))
+    second = make_entry("b", "g9", link=first.link, published=later(5), updated=later(50))
+    add_story(store, (first, "new"), (second, "url"))
+
+    (story,) = store.stories_with_members(store.select_stories(["a"]))
+    assert story.title == first.title
+    assert story.guid == dedupe.story_guid("a", "g1")
+    assert story.place == "Sumy, Ukraine"
+    assert story.updated == later(50)
+    assert [(s.host, s.carried) for s in story.sources] == [
+        ("a.example", True), ("www.npr.org", False), ("b.example", True)]
+    assert [(m.source_id, m.guid, m.reason) for m in story.members] == [
+        ("a", "g1", "new"), ("b", "g9", "url")]
+
+    with store.transaction(T0) as tx:
+        existing = tx.existing_entry("b", "g9")
+        assert existing is not None and existing.story_id == story.id
+        assert tx.story_by_link(first.link) == story.id
+        assert tx.story_by_hash("nope") is None
+
+
+def test_select_filters_and_orders(store: Store) -> None:
+    add_story(store, (make_entry("a", "old", published=T0, language="de-DE"), "new"))
+    add_story(store, (make_entry("a", "new", published=later(60), language="en"), "new"))
+    add_story(store, (make_entry("b", "two", published=later(30), language="en"), "new"),
+              (make_entry("a", "two-a", link="https://news.example/two"), "url"))
+
+    titles = [s.title for s in store.select_stories(["a"])]
+    assert titles == ["Title new", "Title two", "Title old"]
+    assert [s.title for s in store.select_stories(["a"], languages=["de"])] == ["Title old"]
+    assert [s.title for s in store.select_stories(["a"], min_outlets=2)] == ["Title two"]
+    assert [s.title for s in store.select_stories(["a"], limit=1)] == ["Title new"]
+    assert [s.title for s in store.select_stories(["b"])] == ["Title two"]
+
+
+def test_a_failed_update_leaves_nothing_behind(store: Store) -> None:
+    store.sync_sources([source("a")], T0)
+    with pytest.raises(RuntimeError), store.transaction(T0) as tx:
+        entry = make_entry("a", "g1")
+        story_id = tx.new_story("urn:uuid:x", entry)
+        tx.add_entry(entry, story_id, digest="d", reason="new", score=None)
+        raise RuntimeError("killed mid-update")
+    assert store.story_count() == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            store_schema.entries)).scalar() == 0
+
+
+def test_rendered_feeds_are_saved_once_per_change(store: Store) -> None:
+    first = rendered_feed("news", "rss", b"<rss>1</rss>", T0)
+    assert store.save_rendered(first) is True
+    assert store.save_rendered(replace(first, last_modified=later(5))) is False
+    assert store.rendered_feed("news", "rss") == first
+    second = rendered_feed("news", "rss", b"<rss>2</rss>", later(10))
+    assert store.save_rendered(second) is True
+    assert store.rendered_etags() == {("news", "rss"): second.etag}
+    assert store.rendered_feed("news", "atom") is None
+
+
+def test_dates_come_back_aware_utc(store: Store) -> None:
+    add_story(store, (make_entry("a", "g1", published=later(1)), "new"))
+    (story,) = store.select_stories(["a"])
+    assert story.published == later(1)
+    assert story.published.utcoffset() == timedelta(0)
