@@ -27,7 +27,7 @@ from .ingest.fetch import FetchSettings, new_session
 from .ingest.pipeline import UpdateOutcome, update_source
 from .publish import feeds_of_sources, publish_feeds
 from .store import Store
-from .types import Config, SourceInfo
+from .types import Config
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,19 @@ class Ingestor:
             self._local.session = session
         return session
 
-    def update_one(self, source_id: str, infos: dict[str, SourceInfo]) -> UpdateOutcome:
-        return update_source(self.config.source(source_id), store=self.store,
-                             settings=fetch_settings(self.config), session=self._session(),
-                             infos=infos, now=datetime.now(UTC))
+    def update_one(self, source_id: str) -> UpdateOutcome:
+        config = self.config  # one consistent config for the whole update, even across a reload
+        return update_source(config.source(source_id), store=self.store,
+                             settings=fetch_settings(config), session=self._session(),
+                             all_sources=config.sources, now=datetime.now(UTC))
 
     def update(self, source_ids: Sequence[str],
                progress: Callable[[UpdateOutcome], None] | None = None) -> list[UpdateOutcome]:
         """Update the given sources concurrently; the caller publishes."""
-        infos = self.store.source_infos(self.config.sources)
         outcomes = []
         with ThreadPoolExecutor(self.config.service.fetch_workers,
                                 thread_name_prefix="fetch") as pool:
-            futures = [pool.submit(self.update_one, sid, infos) for sid in source_ids]
+            futures = [pool.submit(self.update_one, sid) for sid in source_ids]
             for future in as_completed(futures):
                 outcome = future.result()
                 outcomes.append(outcome)
@@ -132,11 +132,10 @@ class Scheduler:
         due = [sid for sid in self.store.due_sources((s.id for s in config.sources), now)
                if sid not in busy]
         if due:
-            infos = self.store.source_infos(config.sources)
             for source_id in due:
                 # Registered under the lock, so that _done (which takes it) cannot run first.
                 with self._lock:
-                    future = self._pool.submit(self.ingestor.update_one, source_id, infos)
+                    future = self._pool.submit(self.ingestor.update_one, source_id)
                     self._running[source_id] = future
                 future.add_done_callback(functools.partial(self._done, source_id))
         with self._lock:

@@ -1,6 +1,6 @@
-"""feedparser → ``ParsedFeed``: the only module that reads feedparser's output.
+"""Feed bytes → ``ParsedFeed``; the only module that reads feedparser's output.
 
-feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0, CDF and JSON Feed, resolves relative links
+feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and CDF (JSON Feed goes to ``jsonfeed``), resolves relative links
 against ``xml:base`` and the document URL, and recovers what it can from ill-formed XML
 ("bozo" feeds). We keep every entry it recovers and pass its complaint on as a warning; a
 body that yields no feed at all (an HTML page, garbage) is a ``ParseError``.
@@ -18,12 +18,15 @@ import feedparser
 
 from ..errors import ParseError
 from ..types import Enclosure, ParsedEntry, ParsedFeed, ParsedLink
+from .jsonfeed import looks_like_json, parse_json_feed
 
 _MAX_ENTRIES = 2000  # a feed with more is truncated: nobody publishes that many at once
 
 
 def parse_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse a feed body fetched from ``url`` (the base for relative links)."""
+    if looks_like_json(content):
+        return parse_json_feed(content, url)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -73,8 +76,10 @@ def _entry(entry: Mapping[str, Any]) -> ParsedEntry:
         title=entry.get("title") or None,
         summary_html=summary or None,
         content_html=content_html or None,
-        published=_date(entry.get("published_parsed")),
-        updated=_date(entry.get("updated_parsed")),
+        # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed
+        # with a DeprecationWarning; we want exactly what the feed said.
+        published=_date(dict.get(entry, "published_parsed")),
+        updated=_date(dict.get(entry, "updated_parsed")),
         authors=tuple(a["name"] for a in entry.get("authors") or [] if a.get("name")),
         categories=tuple(t["term"] for t in entry.get("tags") or [] if t.get("term")),
         enclosures=tuple(_enclosures(entry)),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,8 +46,9 @@ class UpdateOutcome:
 
 
 def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
-                  session: requests.Session, infos: Mapping[str, SourceInfo],
+                  session: requests.Session, all_sources: Iterable[SourceConfig],
                   now: datetime) -> UpdateOutcome:
+    """``all_sources``: every configured source, to name the outlets of merged stories."""
     state = store.fetch_state(source.id)
     floor = min(pacing.FLOOR, source.interval)
     try:
@@ -61,7 +62,7 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
             log.info("source %s: not modified", source.id)
             return UpdateOutcome(source.id, "not_modified")
         feed = parse_feed(result.content, result.url, result.content_type)
-        outcome = _store_entries(source, result, feed, store, infos, now, floor)
+        outcome = _store_entries(source, result, feed, store, all_sources, now, floor)
     except SourceError as e:
         return _record_failure(source, store, state.error_count + 1, e, now, floor)
     except Exception as e:  # a bug: never silent, never fatal to the other sources
@@ -75,10 +76,9 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
 
 
 def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, store: Store,
-                   infos: Mapping[str, SourceInfo], now: datetime,
+                   all_sources: Iterable[SourceConfig], now: datetime,
                    floor: timedelta) -> UpdateOutcome:
     entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
-    infos = {**infos, source.id: _own_info(source, feed, result)}
     new_entries = 0
     touched: set[int] = set()
     with store.transaction(now) as tx:
@@ -104,8 +104,10 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                 new_entries += 1
             assert story_id is not None
             touched.add(story_id)
-        for story_id in touched:
-            _rebuild_story(tx, story_id, infos)
+        if touched:
+            infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
+            for story_id in touched:
+                _rebuild_story(tx, story_id, infos)
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
             content_hash=hashlib.sha256(result.content).hexdigest(), status=result.status,

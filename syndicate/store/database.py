@@ -176,20 +176,6 @@ class Store:
             last_success_at=r.last_success_at, warning=r.warning, entry_count=r.entry_count,
         ) for r in rows]
 
-    def source_infos(self, configs: Sequence[SourceConfig]) -> dict[str, SourceInfo]:
-        """Our sources named as outlets: configured title first, else what the feed said."""
-        with self.engine.connect() as conn:
-            rows = {r.id: r for r in conn.execute(
-                sa.select(sources.c.id, sources.c.site_title, sources.c.site_url, sources.c.url))}
-        infos = {}
-        for config in configs:
-            row = rows.get(config.id)
-            site_url = (row.site_url if row is not None else None) or (
-                config.url if not config.is_local else None)
-            title = config.title or (row.site_title if row is not None else None)
-            infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
-        return infos
-
     # --- one source update ---------------------------------------------------------------------
 
     @contextmanager
@@ -280,6 +266,20 @@ class UpdateTransaction:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
+
+    def source_infos(self, configs: Iterable[SourceConfig]) -> dict[str, SourceInfo]:
+        """Our sources named as outlets: configured title first, else what the feed said
+        (read inside the transaction, so a source updated a moment ago is named right)."""
+        rows = {r.id: r for r in self.conn.execute(
+            sa.select(sources.c.id, sources.c.site_title, sources.c.site_url))}
+        infos = {}
+        for config in configs:
+            row = rows.get(config.id)
+            site_url = (row.site_url if row is not None else None) or (
+                config.url if not config.is_local else None)
+            title = config.title or (row.site_title if row is not None else None)
+            infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
+        return infos
 
     def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
         row = self.conn.execute(
