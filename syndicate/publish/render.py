@@ -1,0 +1,614 @@
+"""Render one output feed as RSS 2.0, Atom 1.0 or JSON Feed 1.1 bytes.
+
+``render()`` turns a feed's stories (newest first, rendered in the order given) into the bytes
+served for one format. Every story appears once, with its stable GUID and its whole source list:
+
+* RSS 2.0 (feedgen): ``<guid isPermaLink="false">``, one core ``<source>`` (the RSS 2.0 element
+  allows only one: the first carried outlet), ``<syn:sources>`` with every outlet, ``dc:creator``
+  for authors (RSS ``<author>`` must be an e-mail address), one ``<enclosure>`` (RSS allows one).
+* Atom 1.0 (feedgen): ``<link rel="via">`` per outlet with a URL (RFC 4287 §4.2.7.2), one
+  ``<source>`` (§4.2.11) for the first carried outlet, ``<syn:sources>`` with every outlet,
+  ``<link rel="enclosure">`` per enclosure.
+* JSON Feed 1.1 (json.dumps): an ``_syndicate`` extension object on each item (JSON Feed 1.1
+  "Extensions": keys starting with an underscore).
+
+People get the same list in every format as a footer appended to the content
+(``sources_footer_html``), labelled in the feed's language.
+
+Rules this module keeps, because feed readers and the W3C Feed Validator rely on them:
+
+* Only absolute http(s) URLs are ever emitted as links; anything else (``javascript:``, relative,
+  malformed) is dropped, or shown as escaped text in the footer.
+* Characters that XML 1.0 forbids (C0 controls except tab/newline/CR, lone surrogates, U+FFFE,
+  U+FFFF; XML 1.0 §2.2) are removed from every string first: lxml refuses them otherwise.
+* Dates are UTC: RFC 822 in RSS (four-digit year, ``+0000``), RFC 3339 in Atom and JSON.
+* A GUID already rendered is not rendered again: RSS forbids duplicate ``<guid>`` values.
+* feedgen 1.0.0 drops ``rel``/``type``/``title``/``length`` from Atom *entry* links, so every
+  entry link other than the alternate one is written by our feedgen extension on the lxml element.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from syndicate import __version__
+from syndicate.types import Enclosure, FeedConfig, ServiceConfig, Story, StorySource
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+EXTENSIONS = {"rss": "rss", "atom": "atom", "json": "json"}
+
+# The namespace of our source-list extension (docs/output-formats.md). It is an identifier, not
+# a page: the .invalid TLD (RFC 6761 §6.4) guarantees it never names someone else's resource.
+# It must never change once feeds are published: readers match on it.
+SOURCES_NS = "https://syndicate.invalid/ns/sources/1.0"
+SOURCES_PREFIX = "syn"
+JSON_EXTENSION_KEY = "_syndicate"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+GENERATOR = f"syndicate {__version__}"
+
+DC_NS = "http://purl.org/dc/elements/1.1/"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+DEFAULT_MIME_TYPE = "application/octet-stream"
+SUMMARY_TEXT_LIMIT = 300  # characters of plain text in JSON Feed's "summary"
+
+# Footer labels by primary language subtag (RFC 5646 §2.2.1); anything else gets English.
+FOOTER_LABELS: dict[str, tuple[str, str]] = {
+    "en": ("Sources", "Place"),
+    "de": ("Quellen", "Ort"),
+    "fr": ("Sources", "Lieu"),
+    "es": ("Fuentes", "Lugar"),
+    "it": ("Fonti", "Luogo"),
+}
+
+# XML 1.0 §2.2 Char: tab, LF and CR are the only C0 controls allowed; surrogates, U+FFFE and
+# U+FFFF are not characters at all.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_WHITESPACE = re.compile(r"\s+")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})+$")
+_NETLOC = re.compile(r"^[A-Za-z0-9.\-_~%!$&'()*+,;=:@\[\]]+$")
+_MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*$")
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")  # RFC 5646, loosely
+# An absolute IRI, as atom:id needs (RFC 4287 §4.2.6): a scheme, then no character RFC 3987
+# excludes (space, controls, <>"{}|\^`).
+_IRI = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"{}|\\^`\x00-\x1f\x7f]+$')
+# RFC 3986 §2.2 reserved characters plus "%" (keep existing escapes) and "~": left as they are.
+_URL_SAFE = "!#$&'()*+,/:;=?@[]~%"
+
+
+# --- cleaning -----------------------------------------------------------------------------
+
+
+def _clean(text: str | None) -> str:
+    """The text without characters XML 1.0 cannot carry; "" for None."""
+    return _XML_ILLEGAL.sub("", text) if text else ""
+
+
+def _clean_line(text: str | None) -> str:
+    """Cleaned text on one line, whitespace collapsed (titles, names, attribute values)."""
+    return _WHITESPACE.sub(" ", _clean(text)).strip()
+
+
+def _http_url(url: str | None) -> str | None:
+    """The URL if it is an absolute http(s) URL, with unsafe characters percent-encoded; else None.
+
+    Encoding spaces, quotes and non-ASCII keeps the result a valid URI (RFC 3986) for RSS 2.0,
+    which, unlike Atom, has no IRIs.
+    """
+    candidate = _clean(url).strip()
+    if not candidate:
+        return None
+    try:
+        parts = urlsplit(candidate)
+        _ = parts.port  # raises ValueError on a malformed port
+        netloc = parts.netloc.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if not _NETLOC.match(netloc):
+        return None
+    return urlunsplit(
+        (
+            parts.scheme.lower(),
+            netloc,
+            quote(parts.path, safe=_URL_SAFE) or "/",
+            quote(parts.query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
+
+
+def _host_url(host: str) -> str | None:
+    """``https://{host}/`` for a plain DNS host name (as normalize stores them), else None."""
+    host = _clean(host).strip().lower()
+    return f"https://{host}/" if _HOSTNAME.match(host) else None
+
+
+def _utc(moment: datetime) -> datetime:
+    """The time in UTC to the second; a naive time is taken to be UTC already (see types.py)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return _utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def _language_tag(language: str | None) -> str | None:
+    tag = _clean(language).strip().replace("_", "-")
+    return tag if _LANGUAGE_TAG.match(tag) else None
+
+
+def _primary_subtag(language: str | None) -> str:
+    tag = _language_tag(language)
+    return tag.split("-", 1)[0].lower() if tag else "en"
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Plain text on one line, cut at a word boundary to at most ``limit`` characters."""
+    line = _clean_line(text)
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _mime_type(value: str | None) -> str | None:
+    mime = _clean(value).split(";", 1)[0].strip().lower()
+    return mime if _MIME_TYPE.match(mime) else None
+
+
+# --- the prepared view of a story -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Outlet:
+    host: str
+    name: str  # display name: the outlet's name, else its host
+    url: str | None  # the outlet's own URL, http(s) only
+    carried: bool
+
+    @property
+    def href(self) -> str | None:
+        """Where a machine-readable link to the outlet points: its URL, else its home page."""
+        return self.url or _host_url(self.host)
+
+
+@dataclass(frozen=True)
+class _Attachment:
+    url: str
+    mime_type: str | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class _Item:
+    guid: str
+    title: str
+    link: str | None
+    summary_html: str
+    content_html: str  # the story's content with the footer appended
+    summary_text: str
+    published: datetime
+    updated: datetime
+    language: str | None
+    place: str | None
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    attachments: tuple[_Attachment, ...]
+    outlets: tuple[_Outlet, ...]
+
+    @property
+    def atom_id(self) -> str:
+        """atom:id must be an absolute IRI (RFC 4287 §4.2.6); a GUID that is not one is wrapped
+        in a URN, derived from the GUID alone so it stays as stable as the GUID. Everything but
+        unreserved characters is percent-encoded, as a URN's NSS needs (RFC 2141 §2.2)."""
+        if _IRI.match(self.guid):
+            return self.guid
+        return "urn:syndicate:guid:" + quote(self.guid, safe="")
+
+    @property
+    def first_carried(self) -> _Outlet | None:
+        return next((o for o in self.outlets if o.carried), None)
+
+
+def _outlets(sources: Sequence[StorySource]) -> tuple[_Outlet, ...]:
+    outlets = []
+    for source in sources:
+        host = _clean_line(source.host)
+        name = _clean_line(source.name) or host
+        if name:
+            outlets.append(_Outlet(host, name, _http_url(source.url), source.carried))
+    return tuple(outlets)
+
+
+def _attachments(enclosures: Sequence[Enclosure]) -> tuple[_Attachment, ...]:
+    attachments = []
+    for enclosure in enclosures:
+        url = _http_url(enclosure.url)
+        if url is None:
+            continue
+        length = enclosure.length
+        if length is not None and length < 0:
+            length = None
+        attachments.append(_Attachment(url, _mime_type(enclosure.type), length))
+    return tuple(attachments)
+
+
+def _unique_lines(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in (_clean_line(x) for x in values) if v))
+
+
+def _prepare(story: Story, feed_language: str | None) -> _Item:
+    outlets = _outlets(story.sources)
+    place = _clean_line(story.place) or None
+    title = _clean_line(story.title) or _shorten(story.text, 80) or "(untitled)"
+    # Atom needs content or an alternate link; content always exists this way.
+    body = (
+        _clean(story.content_html).strip()
+        or _clean(story.summary_html).strip()
+        or f"<p>{html.escape(title)}</p>"
+    )
+    return _Item(
+        guid=_clean(story.guid).strip(),
+        title=title,
+        link=_http_url(story.link),
+        summary_html=_clean(story.summary_html).strip(),
+        content_html=body + _footer_html(outlets, place, feed_language),
+        summary_text=_shorten(story.text, SUMMARY_TEXT_LIMIT),
+        published=_utc(story.published),
+        updated=_utc(story.updated),
+        language=_language_tag(story.language),
+        place=place,
+        authors=_unique_lines(story.authors),
+        categories=_unique_lines(story.categories),
+        attachments=_attachments(story.enclosures),
+        outlets=outlets,
+    )
+
+
+def _prepare_all(stories: Sequence[Story], feed_language: str | None) -> list[_Item]:
+    """Prepared items in the given order, each GUID once (the first, newest, copy wins)."""
+    items: list[_Item] = []
+    seen: set[str] = set()
+    for story in stories:
+        item = _prepare(story, feed_language)
+        if not item.guid or item.guid in seen:
+            log.warning("story %s skipped: empty or duplicate GUID %r", story.id, item.guid)
+            continue
+        seen.add(item.guid)
+        items.append(item)
+    return items
+
+
+# --- the human footer ---------------------------------------------------------------------------
+
+
+def sources_footer_html(story: Story, language: str | None) -> str:
+    """The "Sources: …" footer (after a "Place: …" line when the story has a place) as HTML.
+
+    Labels follow ``language``'s primary subtag (FOOTER_LABELS, English otherwise). Names are
+    HTML-escaped; an outlet becomes a link only when its own URL is http(s). "" when the story
+    has neither sources nor place.
+    """
+    return _footer_html(_outlets(story.sources), _clean_line(story.place) or None, language)
+
+
+def _footer_html(outlets: Sequence[_Outlet], place: str | None, language: str | None) -> str:
+    sources_label, place_label = FOOTER_LABELS.get(_primary_subtag(language), FOOTER_LABELS["en"])
+    lines = []
+    if place:
+        lines.append(f"<p><strong>{place_label}:</strong> {html.escape(place)}</p>")
+    if outlets:
+        names = ", ".join(_outlet_html(outlet) for outlet in outlets)
+        lines.append(f"<p><strong>{sources_label}:</strong> {names}</p>")
+    return "<hr/>" + "".join(lines) if lines else ""
+
+
+def _outlet_html(outlet: _Outlet) -> str:
+    name = html.escape(outlet.name)
+    if outlet.url is None:
+        return name
+    return f'<a href="{html.escape(outlet.url, quote=True)}">{name}</a>'
+
+
+# --- feed head ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Head:
+    title: str
+    description: str
+    home_url: str
+    self_url: str
+    hub_url: str | None
+    language: str | None
+    updated: datetime
+
+
+def feed_url(service: ServiceConfig, feed_id: str, fmt: str) -> str:
+    """The public URL of one feed in one format: ``{base_url}/feeds/{id}.{ext}``."""
+    if fmt not in EXTENSIONS:
+        raise ValueError(f"unknown feed format {fmt!r}; expected one of {sorted(EXTENSIONS)}")
+    return f"{service.base_url.rstrip('/')}/feeds/{quote(feed_id, safe='')}.{EXTENSIONS[fmt]}"
+
+
+def _head(feed: FeedConfig, fmt: str, service: ServiceConfig, updated: datetime) -> _Head:
+    title = _clean_line(feed.title) or feed.id
+    return _Head(
+        title=title,
+        description=_clean_line(feed.description) or title,
+        home_url=f"{service.base_url.rstrip('/')}/",
+        self_url=feed_url(service, feed.id, fmt),
+        hub_url=_http_url(service.websub_hub),
+        language=_language_tag(feed.language),
+        updated=_utc(updated),
+    )
+
+
+# --- RSS 2.0 and Atom 1.0 through feedgen -------------------------------------------------------
+
+
+def _ns(tag: str) -> str:
+    return f"{{{SOURCES_NS}}}{tag}"
+
+
+def _sources_element(parent: Any, item: _Item) -> None:
+    """``<syn:sources>`` with every outlet in order, and ``<syn:place>`` when there is one."""
+    if item.outlets:
+        sources = etree.SubElement(parent, _ns("sources"), nsmap={SOURCES_PREFIX: SOURCES_NS})
+        for outlet in item.outlets:
+            element = etree.SubElement(sources, _ns("outlet"))
+            if outlet.host:
+                element.set("host", outlet.host)
+            if outlet.url:
+                element.set("url", outlet.url)
+            element.set("carried", "true" if outlet.carried else "false")
+            element.text = outlet.name
+    if item.place:
+        place = etree.SubElement(parent, _ns("place"), nsmap={SOURCES_PREFIX: SOURCES_NS})
+        place.text = item.place
+
+
+class _FeedExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """Feed-level additions: namespace prefixes, RSS generator version, WebSub hub link in RSS."""
+
+    hub_url: str | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        return {SOURCES_PREFIX: SOURCES_NS, "dc": DC_NS}
+
+    def extend_rss(self, rss: Any) -> Any:
+        # RSS <generator> has no version attribute (Atom's has one), so the text carries it.
+        rss.find("channel/generator").text = GENERATOR
+        # feedgen writes only rel="self" as atom:link in RSS; WebSub §4 also wants rel="hub".
+        if self.hub_url:
+            channel = rss.find("channel")
+            self_link = channel.find("{http://www.w3.org/2005/Atom}link")
+            hub = etree.Element("{http://www.w3.org/2005/Atom}link", href=self.hub_url, rel="hub")
+            self_link.addnext(hub)
+        return rss
+
+
+class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """Entry-level additions feedgen lacks or writes wrongly; ``item`` is set per entry."""
+
+    item: _Item | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        item = self.item
+        if item is None:
+            return entry
+        # Elements feedgen builds are in no namespace; the root's default xmlns makes them Atom,
+        # so ours are made the same way (plain tag names).
+        if item.atom_id != item.guid:
+            # feedgen sets guid and atom:id together; only Atom needs the IRI form.
+            entry.find("id").text = item.atom_id
+        if item.language:
+            entry.set(XML_LANG, item.language)
+        for href, title in _via_links(item):
+            etree.SubElement(entry, "link", rel="via", href=href, title=title)
+        for attachment in item.attachments:
+            link = etree.SubElement(entry, "link", rel="enclosure", href=attachment.url)
+            if attachment.mime_type:
+                link.set("type", attachment.mime_type)
+            if attachment.length is not None:
+                link.set("length", str(attachment.length))
+        first = item.first_carried
+        if first is not None:
+            # RFC 4287 §4.2.11: where the entry came from; of that feed we know a title and a link.
+            source = etree.SubElement(entry, "source")
+            etree.SubElement(source, "title").text = first.name
+            if first.href:
+                etree.SubElement(source, "link", rel="alternate", href=first.href)
+        _sources_element(entry, item)
+        return entry
+
+    def extend_rss(self, entry: Any) -> Any:
+        item = self.item
+        if item is None:
+            return entry
+        # RSS <author> must be an e-mail address; dc:creator takes a name.
+        for author in item.authors:
+            etree.SubElement(entry, f"{{{DC_NS}}}creator", nsmap={"dc": DC_NS}).text = author
+        if item.attachments:
+            # RSS 2.0 allows one enclosure per item, with url, length and type all required.
+            first = item.attachments[0]
+            etree.SubElement(
+                entry,
+                "enclosure",
+                url=first.url,
+                length=str(first.length or 0),
+                type=first.mime_type or DEFAULT_MIME_TYPE,
+            )
+        carried = item.first_carried
+        if carried is not None and carried.href:
+            # RSS 2.0 <source> allows one outlet and requires an http(s) url attribute.
+            etree.SubElement(entry, "source", url=carried.href).text = carried.name
+        _sources_element(entry, item)
+        return entry
+
+
+def _via_links(item: _Item) -> list[tuple[str, str]]:
+    """(href, title) of the rel="via" links: one per outlet with a URL, each URL once."""
+    links: dict[str, str] = {}
+    for outlet in item.outlets:
+        if outlet.href and outlet.href not in links:
+            links[outlet.href] = outlet.name
+    return list(links.items())
+
+
+def _feed_generator(head: _Head, items: Sequence[_Item]) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("syndicate", _FeedExtension, _EntryExtension)
+    fg.syndicate.hub_url = head.hub_url
+    fg.id(head.self_url)
+    fg.title(head.title)
+    fg.description(head.description)
+    fg.updated(head.updated)
+    # Atom §4.1.1: without an author on every entry the feed needs one; the feed speaks for itself.
+    fg.author({"name": head.title})
+    fg.generator("syndicate", version=__version__)  # RSS gets GENERATOR (_FeedExtension)
+    if head.language:
+        fg.language(head.language)
+    fg.link(href=head.self_url, rel="self")
+    if head.hub_url:
+        fg.link(href=head.hub_url, rel="hub")
+    fg.link(href=head.home_url, rel="alternate")  # last: feedgen uses the last link for RSS
+    for item in items:
+        _add_entry(fg, item)
+    return fg
+
+
+def _add_entry(fg: FeedGenerator, item: _Item) -> None:
+    entry = fg.add_entry(order="append")
+    entry.syndicate.item = item
+    entry.guid(item.guid, permalink=False)  # also atom:id; _EntryExtension wraps a non-IRI one
+    entry.title(item.title)
+    if item.link:
+        entry.link(href=item.link, rel="alternate")
+    if item.summary_html:
+        entry.summary(item.summary_html, type="html")
+    entry.content(item.content_html, type="html")
+    entry.published(item.published)
+    entry.updated(item.updated)
+    for author in item.authors:
+        entry.author({"name": author})
+    for category in item.categories:
+        entry.category(term=category)
+
+
+def _render_rss(head: _Head, items: Sequence[_Item]) -> bytes:
+    return bytes(_feed_generator(head, items).rss_str(pretty=True, encoding="UTF-8"))
+
+
+def _render_atom(head: _Head, items: Sequence[_Item]) -> bytes:
+    return bytes(_feed_generator(head, items).atom_str(pretty=True, encoding="UTF-8"))
+
+
+# --- JSON Feed 1.1 --------------------------------------------------------------------------
+
+
+def _render_json(head: _Head, items: Sequence[_Item]) -> bytes:
+    document: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": head.title,
+        "home_page_url": head.home_url,
+        "feed_url": head.self_url,
+        "description": head.description,
+        "authors": [{"name": head.title}],
+    }
+    if head.language:
+        document["language"] = head.language
+    if head.hub_url:
+        document["hubs"] = [{"type": "WebSub", "url": head.hub_url}]
+    document["items"] = [_json_item(item) for item in items]
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _json_item(item: _Item) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": item.guid}
+    if item.link:
+        entry["url"] = item.link
+    entry["title"] = item.title
+    entry["content_html"] = item.content_html
+    if item.summary_text:
+        entry["summary"] = item.summary_text  # JSON Feed: plain text
+    entry["date_published"] = _rfc3339(item.published)
+    entry["date_modified"] = _rfc3339(item.updated)
+    if item.authors:
+        entry["authors"] = [{"name": author} for author in item.authors]
+    if item.categories:
+        entry["tags"] = list(item.categories)
+    if item.language:
+        entry["language"] = item.language
+    if item.attachments:
+        entry["attachments"] = [_json_attachment(a) for a in item.attachments]
+    entry[JSON_EXTENSION_KEY] = {
+        "about": SOURCES_NS,
+        "sources": [
+            {"host": o.host, "name": o.name, "url": o.url, "carried": o.carried}
+            for o in item.outlets
+        ],
+        "place": item.place,
+    }
+    return entry
+
+
+def _json_attachment(attachment: _Attachment) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "url": attachment.url,
+        "mime_type": attachment.mime_type or DEFAULT_MIME_TYPE,  # required by JSON Feed 1.1
+    }
+    if attachment.length is not None:
+        result["size_in_bytes"] = attachment.length
+    return result
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+_RENDERERS: dict[str, Callable[[_Head, Sequence[_Item]], bytes]] = {
+    "rss": _render_rss,
+    "atom": _render_atom,
+    "json": _render_json,
+}
+
+
+def render(
+    feed: FeedConfig,
+    stories: Sequence[Story],
+    fmt: str,
+    *,
+    service: ServiceConfig,
+    updated: datetime,
+) -> bytes:
+    """The feed as UTF-8 bytes in ``fmt`` ("rss", "atom" or "json"), stories in the given order.
+
+    ``updated`` is the feed's last change (RSS lastBuildDate, Atom updated). Raises ValueError
+    for an unknown format.
+    """
+    if fmt not in _RENDERERS:
+        raise ValueError(f"unknown feed format {fmt!r}; expected one of {sorted(_RENDERERS)}")
+    head = _head(feed, fmt, service, updated)
+    return _RENDERERS[fmt](head, _prepare_all(stories, feed.language))
