@@ -1,0 +1,165 @@
+"""Source updates through the real stages: loopback HTTP, feedparser, a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syndicate.config import parse_config
+from syndicate.publish import select_stories
+from syndicate.schedule import Ingestor
+from syndicate.store import Store
+from syndicate.types import Config
+from tests.loopback import LoopbackHandler, LoopbackServer
+
+
+def rss(*items: tuple[str, str, str], title: str = "Feed", link: str = "https://site.example/"
+        ) -> bytes:
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{t}</title><link>{url}</link>"
+        f"<pubDate>Mon, 23 Nov 2026 08:00:00 GMT</pubDate><description>{t} text</description>"
+        f"</item>" for guid, t, url in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+            f"<link>{link}</link><description>d</description>{body}</channel></rss>").encode()
+
+
+def make_config(tmp_path: Path, loopback: LoopbackServer, paths: list[str],
+                workers: int = 4) -> Config:
+    sources = "".join(
+        f"  - id: s{i}\n    url: {loopback.url(p)}\n    tags: [all]\n    interval: 10m\n"
+        for i, p in enumerate(paths))
+    text = (f"service:\n  database: sqlite:///{tmp_path}/store.db\n  fetch_workers: {workers}\n"
+            f"  read_timeout: 2\n  connect_timeout: 2\n"
+            f"sources:\n{sources}feeds:\n  - id: all\n    tags: [all]\n")
+    path = tmp_path / "syndicate.yaml"
+    path.write_text(text)
+    return parse_config(text, path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    yield store  # type: ignore[misc]
+    store.close()
+
+
+def run(config: Config, store: Store, ids: list[str] | None = None) -> dict[str, str]:
+    store.sync_sources(config.sources, datetime.now(UTC))
+    ingestor = Ingestor(config, store)
+    outcomes = ingestor.update(ids or [s.id for s in config.sources])
+    ingestor.publish([], everything=True)
+    return {o.source_id: o.status for o in outcomes}
+
+
+def hang(handler: LoopbackHandler) -> None:
+    handler.server.owner.closing.wait(30)  # type: ignore[attr-defined]
+
+
+def test_broken_sources_are_recorded_and_others_carry_on(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_feed("/good.xml", rss(("g1", "Good story", "https://site.example/good")))
+    loopback.add_status("/missing.xml", 404)
+    loopback.add_status("/error.xml", 500)
+    loopback.add_feed("/html.xml", b"<!DOCTYPE html><html><body>Welcome</body></html>",
+                      content_type="text/html")
+    loopback.add_feed("/garbage.xml", b"\x89PNG\r\n\x1a\n\x00\x00")
+    loopback.add_handler("/slow.xml", hang)
+    paths = ["/good.xml", "/missing.xml", "/error.xml", "/html.xml", "/garbage.xml", "/slow.xml"]
+    config = make_config(tmp_path, loopback, paths)
+
+    statuses = run(config, store)
+
+    assert statuses == {"s0": "updated", "s1": "failed", "s2": "failed", "s3": "failed",
+                        "s4": "failed", "s5": "failed"}
+    errors = {s.id: s.last_error for s in store.source_statuses()}
+    assert errors["s0"] is None
+    assert "404" in errors["s1"]  # type: ignore[operator]
+    assert "500" in errors["s2"]  # type: ignore[operator]
+    assert "HTML page" in errors["s3"]  # type: ignore[operator]
+    assert "not an RSS, Atom or JSON feed" in errors["s4"]  # type: ignore[operator]
+    assert "timed out" in errors["s5"]  # type: ignore[operator]
+    (story,) = select_stories(store, config, config.feeds[0])
+    assert story.title == "Good story"
+
+
+def test_failures_back_off_and_success_resets(tmp_path: Path, loopback: LoopbackServer,
+                                              store: Store) -> None:
+    loopback.add_status("/flaky.xml", 503, headers={"Retry-After": "7200"})
+    config = make_config(tmp_path, loopback, ["/flaky.xml"])
+    before = datetime.now(UTC)
+    run(config, store)
+    state = store.fetch_state("s0")
+    assert state.error_count == 1
+    assert state.next_fetch_at is not None
+    assert state.next_fetch_at - before >= timedelta(hours=2)  # Retry-After beats 10m
+
+    run(config, store)
+    assert store.fetch_state("s0").error_count == 2
+
+    loopback.add_feed("/flaky.xml", rss(("a", "Back", "https://site.example/a")))
+    run(config, store)
+    state = store.fetch_state("s0")
+    assert (state.error_count, state.last_error) == (0, None)
+
+
+def test_gone_stops_polling(tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_status("/gone.xml", 410)
+    config = make_config(tmp_path, loopback, ["/gone.xml"])
+    run(config, store)
+    state = store.fetch_state("s0")
+    assert state.last_error is not None and "410" in state.last_error
+    assert state.next_fetch_at is not None
+    assert state.next_fetch_at > datetime.now(UTC) + timedelta(days=300)
+    assert store.due_sources(["s0"], datetime.now(UTC) + timedelta(days=30)) == []
+
+
+def test_a_new_outlet_joins_without_changing_the_guid(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_feed("/a.xml", rss(("a1", "Storm", "https://news.example/storm"),
+                                    link="https://a.example/"))
+    loopback.add_feed("/b.xml", rss(link="https://b.example/"))
+    config = make_config(tmp_path, loopback, ["/a.xml", "/b.xml"])
+    run(config, store)
+    (before,) = select_stories(store, config, config.feeds[0])
+    assert [s.host for s in before.sources] == ["a.example"]
+
+    loopback.set_body("/b.xml", rss(
+        ("b9", "Storm (updated)", "https://news.example/storm?utm_campaign=x"),
+        link="https://b.example/"))
+    run(config, store)
+    (after,) = select_stories(store, config, config.feeds[0])
+    assert after.guid == before.guid
+    assert after.title == "Storm"  # the first copy stays the representative
+    assert [s.host for s in after.sources] == ["a.example", "b.example"]
+
+
+def test_concurrent_sources_carrying_one_new_story_make_one_story(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    paths = [f"/f{i}.xml" for i in range(12)]
+    for i, path in enumerate(paths):
+        loopback.add_feed(path, rss((f"id-{i}", "Same story", "https://news.example/same"),
+                                    link=f"https://outlet{i}.example/"))
+    config = make_config(tmp_path, loopback, paths, workers=8)
+    assert set(run(config, store).values()) == {"updated"}
+    (story,) = select_stories(store, config, config.feeds[0])
+    assert sorted(s.host for s in story.sources) == sorted(
+        f"outlet{i}.example" for i in range(12))
+
+
+def test_unchanged_feed_is_not_reparsed(tmp_path: Path, loopback: LoopbackServer,
+                                        store: Store) -> None:
+    body = rss(("a", "A", "https://site.example/a"))
+    served = threading.Event()
+
+    def no_validators(handler: LoopbackHandler) -> None:
+        served.set()
+        handler.respond(200, body, {"Content-Type": "application/rss+xml"})
+
+    loopback.add_handler("/plain.xml", no_validators)
+    config = make_config(tmp_path, loopback, ["/plain.xml"])
+    assert run(config, store) == {"s0": "updated"}
+    assert run(config, store) == {"s0": "not_modified"}  # same bytes: hash says unchanged
+    assert served.is_set()
