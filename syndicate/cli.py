@@ -1,9 +1,9 @@
 """The ``syndicate`` command: check | fetch | run | serve | stories.
 
-    syndicate [--config FILE] check            validate the config, print a summary (exit 2 on problems)
-    syndicate [--config FILE] fetch [--all]    update due (or all) sources once, render, exit
-    syndicate [--config FILE] run              scheduler + web server until SIGINT/SIGTERM
-    syndicate [--config FILE] serve            web server only (feeds rendered by another process)
+    syndicate [--config FILE] check          validate the config, print a summary (exit 2: problems)
+    syndicate [--config FILE] fetch [--all]  update due (or all) sources once, render, exit
+    syndicate [--config FILE] run            scheduler + web server until SIGINT/SIGTERM
+    syndicate [--config FILE] serve          web server only (feeds rendered by another process)
     syndicate [--config FILE] stories [--json] [--feed ID] [--limit N]
 
 The config file is ``--config``, else ``$SYNDICATE_CONFIG``, else ``config/syndicate.yaml``.

@@ -1,9 +1,10 @@
 """Feed bytes → ``ParsedFeed``; the only module that reads feedparser's output.
 
-feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and CDF (JSON Feed goes to ``jsonfeed``), resolves relative links
-against ``xml:base`` and the document URL, and recovers what it can from ill-formed XML
-("bozo" feeds). We keep every entry it recovers and pass its complaint on as a warning; a
-body that yields no feed at all (an HTML page, garbage) is a ``ParseError``.
+feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and CDF (JSON Feed goes to ``jsonfeed``),
+resolves relative links against ``xml:base`` and the document URL, and recovers what it can
+from ill-formed XML ("bozo" feeds). We keep every entry it recovers and pass its complaint
+on as a warning; a body that yields no feed at all (an HTML page, garbage) is a
+``ParseError``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     feed = parsed.feed
     warning = None
     if parsed.get("bozo"):
-        warning = f"feed is not well-formed, recovered what could be read: {parsed.get('bozo_exception')}"
+        problem = parsed.get("bozo_exception")
+        warning = f"feed is not well-formed, recovered what could be read: {problem}"
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=feed.get("link") or None,
@@ -64,7 +66,7 @@ def _not_a_feed_message(content: bytes, exception: object) -> str:
     return f"the response is not an RSS, Atom or JSON feed{detail}"
 
 
-def _entry(entry: Mapping[str, Any]) -> ParsedEntry:
+def _entry(entry: dict[str, Any]) -> ParsedEntry:
     content = entry.get("content") or []
     content_html = content[0].get("value") if content else None
     summary = entry.get("summary")

@@ -37,7 +37,6 @@ from ..types import (
 from . import schema
 from .schema import entries, rendered, sources, stories
 
-
 _UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
 
 
@@ -118,7 +117,8 @@ class Store:
         """Make the stored sources match the config: new ones are due now; a changed URL
         forgets the old URL's validators and redirect (the config is the source of truth)."""
         with self.engine.begin() as conn:
-            known = {row.id: row.url for row in conn.execute(sa.select(sources.c.id, sources.c.url))}
+            rows = conn.execute(sa.select(sources.c.id, sources.c.url))
+            known = {row.id: row.url for row in rows}
             for config in configs:
                 if config.id not in known:
                     conn.execute(sources.insert().values(
