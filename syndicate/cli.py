@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -141,7 +142,19 @@ def _serve_app(config: Config, store: Store, on_started: Any = None) -> None:
         on_started(app)
     log.info("serving on http://%s:%d/ (public URL %s/)", config.service.listen_host,
              config.service.listen_port, config.service.base_url)
-    server.run()  # returns on SIGINT/SIGTERM, after finishing requests in flight
+    # uvicorn handles SIGINT/SIGTERM itself, and re-raises the signal once it has stopped so
+    # that an outer handler hears of it; ours only notes it, so that the caller can finish a
+    # clean shutdown (the scheduler's running transactions) and exit 0.
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()  # returns on SIGINT/SIGTERM, after finishing requests in flight
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        log.info("stopping on %s", signal.Signals(received[0]).name)
 
 
 def _run(config: Config, store: Store, args: argparse.Namespace) -> int:
