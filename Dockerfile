@@ -18,4 +18,4 @@ VOLUME ["/config", "/data"]
 USER syndicate
 EXPOSE 8080
 ENTRYPOINT ["syndicate"]
-CMD ["run"]
+CMD ["run", "--listen", "0.0.0.0:8080"]

@@ -19,11 +19,12 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
-from .config import describe, load_config
+from .config import describe, load_config, parse_listen
 from .errors import ConfigError, StoreError
 from .ingest.pipeline import UpdateOutcome
 from .publish import select_stories
@@ -58,7 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_STORE
     try:
-        handler = {"fetch": _fetch, "run": _run, "serve": _serve, "stories": _stories}
+        if getattr(args, "listen", None):
+        try:
+            host, port = parse_listen(args.listen)
+        except ValueError as e:
+            print(f"error: --listen {args.listen}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        config = replace(config, service=replace(config.service, listen_host=host,
+                                                 listen_port=port))
+    handler = {"fetch": _fetch, "run": _run, "serve": _serve, "stories": _stories}
         return handler[args.command](config, store, args)
     finally:
         store.close()
@@ -75,8 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate the config and print a summary")
     fetch = commands.add_parser("fetch", help="update due sources once, render feeds, exit")
     fetch.add_argument("--all", action="store_true", help="update every source, due or not")
-    commands.add_parser("run", help="scheduler and web server until SIGINT/SIGTERM")
-    commands.add_parser("serve", help="web server only")
+    for name, text in (("run", "scheduler and web server until SIGINT/SIGTERM"),
+                       ("serve", "web server only")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--listen", metavar="HOST:PORT",
+                             help="override service.listen (e.g. 0.0.0.0:8080 in a container)")
     stories = commands.add_parser("stories", help="show stories with their sources and members")
     stories.add_argument("--json", action="store_true", help="print a JSON array")
     stories.add_argument("--feed", help="only the stories of this output feed")
