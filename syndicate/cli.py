@@ -53,13 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(describe(config))
         return 0
-    try:
-        store = Store(config.service.database)
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_STORE
-    try:
-        if getattr(args, "listen", None):
+    if getattr(args, "listen", None):
         try:
             host, port = parse_listen(args.listen)
         except ValueError as e:
@@ -67,7 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         config = replace(config, service=replace(config.service, listen_host=host,
                                                  listen_port=port))
-    handler = {"fetch": _fetch, "run": _run, "serve": _serve, "stories": _stories}
+    try:
+        store = Store(config.service.database)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        handler = {"fetch": _fetch, "run": _run, "serve": _serve, "stories": _stories}
         return handler[args.command](config, store, args)
     finally:
         store.close()
