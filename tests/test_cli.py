@@ -70,10 +70,10 @@ def test_run_serves_the_bundled_feeds_and_stops_cleanly(tmp_path: Path,
     config.write_text(
         (REPO / "config/syndicate.yaml").read_text()
         .replace("samples/", f"{samples}/")
-        .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
         .replace("service:\n", f"service:\n  database: sqlite:///{tmp_path}/run.db\n", 1))
     process = subprocess.Popen(
-        [sys.executable, "-m", "syndicate.cli", "--config", str(config), "run"],
+        [sys.executable, "-m", "syndicate.cli", "--config", str(config), "run",
+         "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
