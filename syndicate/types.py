@@ -189,13 +189,24 @@ class ParsedFeed:
 # --- normalize / dedupe -----------------------------------------------------------------------
 
 
+def outlet_key(host: str, name: str) -> str:
+    """Identity of an outlet: www.npr.org and npr.org are one; one with no host (``dpa``,
+    ``Reuters``) is known by its case-folded name."""
+    return host.removeprefix("www.") if host else "name:" + name.casefold()
+
+
 @dataclass(frozen=True)
 class SourceRef:
-    """A normalized outlet: lower-case IDNA host, a display name, the URL when known."""
+    """A normalized outlet: lower-case IDNA host (may be empty), a display name, the URL
+    when known."""
 
     host: str
     name: str
     url: str | None = None
+
+    @property
+    def key(self) -> str:
+        return outlet_key(self.host, self.name)
 
 
 @dataclass(frozen=True)
@@ -228,6 +239,10 @@ class StorySource:
     name: str
     url: str | None
     carried: bool  # True: one of our sources carried the story; False: a member cited it
+
+    @property
+    def key(self) -> str:
+        return outlet_key(self.host, self.name)
 
 
 @dataclass(frozen=True)

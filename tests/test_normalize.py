@@ -754,3 +754,14 @@ def test_normalize_entry_citation_block_becomes_place_and_cited(
         ("www.npr.org", "NPR"),
         ("rp-online.de", "rp-online.de"),
     ]
+
+
+def test_outlets_without_a_host_are_kept_apart_by_name() -> None:
+    parsed = ParsedEntry(
+        guid="g", link=None, title="t", summary_html=None,
+        content_html=("<p>" + "Body text of the article. " * 30 + "</p>"
+                      "<p>Quellen: dpa, AFP, www.npr.org, npr.org</p>"),
+        published=None, updated=None)
+    entry = normalize_entry(parsed, _feed(), _source(), None, NOW)
+    assert [(r.host, r.name) for r in entry.cited] == [
+        ("", "dpa"), ("", "AFP"), ("www.npr.org", "www.npr.org")]

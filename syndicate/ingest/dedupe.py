@@ -119,7 +119,7 @@ def merge_source_list(members: Sequence[StoredMember],
             StorySource(ref.host, ref.name, ref.url, carried=False) for ref in member.entry.cited
         ]
         for outlet in candidates:
-            key = _outlet_key(outlet)
+            key = outlet.key
             known = merged.get(key)
             if known is None:
                 merged[key] = outlet
@@ -128,13 +128,6 @@ def merge_source_list(members: Sequence[StoredMember],
             elif known.url is None and outlet.url:
                 merged[key] = StorySource(known.host, known.name, outlet.url, known.carried)
     return tuple(merged.values())
-
-
-def _outlet_key(outlet: StorySource) -> str:
-    """www.npr.org and npr.org are one outlet; an outlet with no host is known by its name."""
-    if outlet.host:
-        return outlet.host.removeprefix("www.")
-    return "name:" + outlet.name.casefold()
 
 
 def _union(groups: Iterable[Sequence[str]]) -> tuple[str, ...]:

@@ -502,12 +502,12 @@ def _entry_title(parsed: ParsedEntry, text: str) -> str:
     return plain_title(parsed.title) or _shorten(_one_line(text), TITLE_FROM_TEXT_CHARS) or UNTITLED
 
 
-def _unique_hosts(refs: Iterable[SourceRef | None]) -> tuple[SourceRef, ...]:
+def _unique_outlets(refs: Iterable[SourceRef | None]) -> tuple[SourceRef, ...]:
     seen: set[str] = set()
     kept: list[SourceRef] = []
     for ref in refs:
-        if ref is not None and ref.host not in seen:
-            seen.add(ref.host)
+        if ref is not None and ref.key not in seen:
+            seen.add(ref.key)
             kept.append(ref)
     return tuple(kept)
 
@@ -557,7 +557,7 @@ def normalize_entry(
         categories=_plain_names(parsed.categories),
         enclosures=_enclosures(parsed.enclosures, base_url),
         language=_first_language(parsed.language, feed.language, source.language),
-        cited=_unique_hosts([*feed_refs, *citations.refs]),
+        cited=_unique_outlets([*feed_refs, *citations.refs]),
         place=citations.place,
         content_hash=content_hash(text),
     )
