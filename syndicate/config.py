@@ -50,7 +50,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from syndicate import __version__
 from syndicate.errors import ConfigError, ConfigProblem
-from syndicate.types import Config, FeedConfig, ServiceConfig, SourceConfig
+from syndicate.types import Config, DedupeConfig, FeedConfig, ServiceConfig, SourceConfig
 
 __all__ = [
     "describe",
@@ -66,7 +66,8 @@ T = TypeVar("T")
 
 # --- the schema: known keys and defaults ------------------------------------------------------
 
-TOP_KEYS = ("service", "defaults", "sources", "feeds")
+TOP_KEYS = ("service", "defaults", "dedupe", "sources", "feeds")
+DEDUPE_KEYS = ("window", "threshold")
 SERVICE_KEYS = (
     "base_url", "database", "data_dir", "listen", "user_agent", "fetch_workers",
     "connect_timeout", "read_timeout", "max_body_bytes", "websub_hub",
@@ -85,6 +86,7 @@ _SECTIONS = (
     ("at the top level", TOP_KEYS),
     ("under service:", SERVICE_KEYS),
     ("under defaults:", DEFAULTS_KEYS),
+    ("under dedupe:", DEDUPE_KEYS),
     ("in a source", SOURCE_KEYS),
     ("in a feed", FEED_KEYS),
 )
@@ -503,6 +505,14 @@ def _read_size(node: Node) -> int:
     raise _Invalid(f"expected a size such as 16MiB or a number of bytes, got {_kind(node)}")
 
 
+def _read_threshold(node: Node) -> float:
+    value = _read_number(node)
+    if not 0.3 <= value <= 1.0:
+        raise _Invalid(
+            f"must be between 0.3 and 1.0 (lower merges different stories), got {value}")
+    return value
+
+
 def _checked(parse: Callable[[str], T]) -> Callable[[Node], T]:
     """A string reader that also applies ``parse`` (whose ValueError is the message)."""
 
@@ -695,13 +705,25 @@ class _Reader:
         interval = self.read_defaults(items.get("defaults"))
         sources = self.read_sources(items.get("sources"), root, interval)
         feeds = self.read_feeds(items.get("feeds"), sources)
+        dedupe = self.read_dedupe(items.get("dedupe"))
         return Config(
             path=path,
             service=service,
             default_interval=interval,
             sources=tuple(sources),
             feeds=tuple(feeds),
+            dedupe=dedupe,
         )
+
+    def read_dedupe(self, item: _Item | None) -> DedupeConfig:
+        if item is None or _is_null(item.value):
+            return DedupeConfig()
+        items = self.mapping(item.value, "dedupe", DEDUPE_KEYS) or {}
+        window = self.optional(items, "window", "dedupe", _read_duration)
+        threshold = self.optional(items, "threshold", "dedupe", _read_threshold)
+        default = DedupeConfig()
+        return DedupeConfig(window=window or default.window,
+                            threshold=default.threshold if threshold is None else threshold)
 
     def read_service(self, item: _Item | None) -> ServiceConfig:
         items: dict[str, _Item] = {}

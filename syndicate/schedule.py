@@ -57,7 +57,8 @@ class Ingestor:
         config = self.config  # one consistent config for the whole update, even across a reload
         return update_source(config.source(source_id), store=self.store,
                              settings=fetch_settings(config), session=self._session(),
-                             all_sources=config.sources, now=datetime.now(UTC))
+                             all_sources=config.sources, now=datetime.now(UTC),
+                             dedupe_config=config.dedupe)
 
     def update(self, source_ids: Sequence[str],
                progress: Callable[[UpdateOutcome], None] | None = None) -> list[UpdateOutcome]:

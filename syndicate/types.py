@@ -68,12 +68,22 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class DedupeConfig:
+    """The near-duplicate layer: copies whose dates lie within ``window`` of each other and
+    whose estimated similarity reaches ``threshold`` are one story."""
+
+    window: timedelta = timedelta(days=3)
+    threshold: float = 0.6
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: ServiceConfig
     default_interval: timedelta
     sources: tuple[SourceConfig, ...]
     feeds: tuple[FeedConfig, ...]
+    dedupe: DedupeConfig = DedupeConfig()
 
     def source(self, source_id: str) -> SourceConfig:
         for source in self.sources:
@@ -229,6 +239,22 @@ class Entry:
     cited: tuple[SourceRef, ...]
     place: str | None
     content_hash: str | None  # None when the text is too thin to identify a story
+    # Near-duplicate fingerprints (see ingest/similarity.py): MinHash of the summary (or the
+    # text when there is none) and of the whole text; the numbers the entry mentions.
+    lead_signature: bytes | None = None
+    body_signature: bytes | None = None
+    numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimilarCandidate:
+    """A stored entry that shares an LSH band with a new one, for verification."""
+
+    entry_id: int
+    story_id: int
+    lead_signature: bytes | None
+    body_signature: bytes | None
+    numbers: tuple[str, ...]
 
 
 @dataclass(frozen=True)

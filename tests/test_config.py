@@ -664,3 +664,29 @@ def test_describe_summarizes_the_config(tmp_path: Path) -> None:
         " stories with at least 2 outlets",
         '  all    "all": every source -> 2 sources, newest 50',
     ]
+
+
+@pytest.mark.parametrize(("snippet", "window", "threshold"), [
+    ("", timedelta(days=3), 0.6),
+    ("dedupe:\n  window: 12h\n", timedelta(hours=12), 0.6),
+    ("dedupe:\n  threshold: 0.8\n  window: 1w\n", timedelta(weeks=1), 0.8),
+])
+def test_dedupe_settings(tmp_path: Path, snippet: str, window: timedelta,
+                         threshold: float) -> None:
+    text = snippet + "sources:\n  - id: a\n    url: https://a.example/feed\n"
+    config = parse_config(text, tmp_path / "c.yaml")
+    assert (config.dedupe.window, config.dedupe.threshold) == (window, threshold)
+
+
+@pytest.mark.parametrize(("snippet", "key", "fragment"), [
+    ("dedupe:\n  threshold: 0.1\n", "dedupe.threshold", "between 0.3 and 1.0"),
+    ("dedupe:\n  window: soon\n", "dedupe.window", ""),
+    ("dedupe:\n  windw: 1d\n", "dedupe.windw", "did you mean 'window'"),
+])
+def test_dedupe_problems(tmp_path: Path, snippet: str, key: str, fragment: str) -> None:
+    text = snippet + "sources:\n  - id: a\n    url: https://a.example/feed\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "c.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (2, key)
+    assert fragment in problem.message

@@ -8,6 +8,15 @@ Exact layer — an entry joins an existing story when, in this order:
 3. ``hash``: a stored entry has the same content hash (the case-folded body text with
    punctuation and white space collapsed; thin texts have no hash and never match).
 
+Near-duplicate layer — failing those, ``similar``: a stored entry in the same language,
+dated within the configured window of this one (the entries' own dates, not the clock, so an
+archive clusters like today's news), shares an LSH band of the lead or body signature (see
+``similarity``), and verifies: estimated Jaccard similarity of the lead (summary) or of the
+body reaches the threshold, and the numbers both mention agree (``similarity.numbers_agree``:
+the next day's market report shares its sentences but not its figures). The best-scoring
+candidate's story wins; its score is stored. Precision comes first: measured on the bench
+corpus (``bench/dedup_eval.py``), a threshold of 0.6 keeps pairwise precision above 0.99.
+
 Otherwise the entry starts a new story. The decision and its reason are stored with the
 entry, so an operator can see why two items were folded together.
 
@@ -31,7 +40,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..types import Entry, ExistingEntry, SourceInfo, StoredMember, StorySource, StoryUpdate
+from ..types import (
+    Entry,
+    ExistingEntry,
+    SimilarCandidate,
+    SourceInfo,
+    StoredMember,
+    StorySource,
+    StoryUpdate,
+)
+from . import similarity
 
 # Story GUIDs are UUIDv5 under this namespace, from the first member's (source, GUID): the
 # same on every machine that ingests the same entry first, and never changed afterwards.
@@ -48,7 +66,8 @@ class StoryDecision:
 
 
 def decide(entry: Entry, existing: ExistingEntry | None, story_by_link: int | None,
-           story_by_hash: int | None) -> StoryDecision:
+           story_by_hash: int | None,
+           similar: tuple[int, float] | None = None) -> StoryDecision:
     if existing is not None:
         return StoryDecision(existing.story_id, existing.id, "guid",
                              changed=existing.digest != entry_digest(entry))
@@ -56,7 +75,37 @@ def decide(entry: Entry, existing: ExistingEntry | None, story_by_link: int | No
         return StoryDecision(story_by_link, None, "url")
     if story_by_hash is not None:
         return StoryDecision(story_by_hash, None, "hash")
+    if similar is not None:
+        return StoryDecision(similar[0], None, "similar", score=round(similar[1], 4))
     return StoryDecision(None, None, "new")
+
+
+def band_keys(entry: Entry) -> list[int]:
+    """The LSH band keys under which an entry is indexed and looked up."""
+    keys = []
+    if entry.lead_signature:
+        keys += similarity.band_keys(entry.lead_signature, kind=0)
+    if entry.body_signature and entry.body_signature != entry.lead_signature:
+        keys += similarity.band_keys(entry.body_signature, kind=1)
+    return keys
+
+
+def best_similar(entry: Entry, candidates: Iterable[SimilarCandidate],
+                 threshold: float) -> tuple[int, float] | None:
+    """The story of the most similar verified candidate, with its score, or None."""
+    best: tuple[int, float] | None = None
+    for candidate in candidates:
+        score = max(_score(entry.lead_signature, candidate.lead_signature),
+                    _score(entry.body_signature, candidate.body_signature))
+        if score < threshold or not similarity.numbers_agree(entry.numbers, candidate.numbers):
+            continue
+        if best is None or score > best[1]:
+            best = (candidate.story_id, score)
+    return best
+
+
+def _score(a: bytes | None, b: bytes | None) -> float:
+    return similarity.similarity(a, b) if a and b else 0.0
 
 
 def story_guid(source_id: str, entry_guid: str) -> str:

@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import idna
@@ -34,6 +35,7 @@ import nh3
 from lxml import etree
 from lxml import html as lxml_html
 
+from syndicate.ingest import similarity
 from syndicate.ingest.citations import extract_citations, source_ref_from_url
 from syndicate.types import (
     Enclosure,
@@ -560,4 +562,19 @@ def normalize_entry(
         cited=_unique_outlets([*feed_refs, *citations.refs]),
         place=citations.place,
         content_hash=content_hash(text),
+        **_fingerprints(parsed.title or "", summary_html, citations.body_html, text),
     )
+
+
+def _fingerprints(title: str, summary_html: str, body_html: str, text: str) -> dict[str, Any]:
+    """MinHash signatures of the lead (the summary, else the text) and of the whole text.
+
+    Copies of a story often differ in what they carry: one feed sends only a summary, another
+    the full article. The lead signature matches those; the body signature matches copies
+    whose summaries were rewritten."""
+    lead = html_to_text(summary_html) if summary_html and summary_html != body_html else text
+    return {
+        "lead_signature": similarity.signature(lead),
+        "body_signature": similarity.signature(text),
+        "numbers": similarity.numbers(" ".join((title, lead, text))),
+    }

@@ -5,7 +5,8 @@
 1. ``fetch.fetch``: conditional GET (or a local file read). ``NotModified`` ends the update.
 2. ``parse.parse_feed``: feedparser → ``ParsedFeed``.
 3. ``normalize.normalize_entry`` for every entry → ``Entry``.
-4. in one store transaction, for every entry: look up what ``dedupe.decide`` needs, write the
+4. in one store transaction, for every entry: look up what ``dedupe.decide`` needs (exact
+   keys, then LSH candidates verified by ``dedupe.best_similar``), write the
    entry under its story, rebuild each touched story (``dedupe.build_story``), and record the
    source's new fetch state — so a crash leaves the source as it was, and the next fetch
    (which still holds the old validators) does the same work again.
@@ -27,13 +28,24 @@ import requests
 
 from ..errors import GoneError, SourceError
 from ..store import Store, UpdateTransaction
-from ..types import FetchResult, NotModified, ParsedFeed, SourceConfig, SourceInfo
+from ..store.database import primary_language
+from ..types import (
+    DedupeConfig,
+    Entry,
+    FetchResult,
+    NotModified,
+    ParsedFeed,
+    SourceConfig,
+    SourceInfo,
+)
 from . import dedupe, pacing
 from .fetch import FetchSettings, fetch
 from .normalize import normalize_entry
 from .parse import parse_feed
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DEDUPE = DedupeConfig()
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class UpdateOutcome:
 
 def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
                   session: requests.Session, all_sources: Iterable[SourceConfig],
-                  now: datetime) -> UpdateOutcome:
+                  now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE) -> UpdateOutcome:
     """``all_sources``: every configured source, to name the outlets of merged stories."""
     state = store.fetch_state(source.id)
     floor = min(pacing.FLOOR, source.interval)
@@ -62,7 +74,8 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
             log.info("source %s: not modified", source.id)
             return UpdateOutcome(source.id, "not_modified")
         feed = parse_feed(result.content, result.url, result.content_type)
-        outcome = _store_entries(source, result, feed, store, all_sources, now, floor)
+        outcome = _store_entries(source, result, feed, store, all_sources, dedupe_config, now,
+                                 floor)
     except SourceError as e:
         return _record_failure(source, store, state.error_count + 1, e, now, floor)
     except Exception as e:  # a bug: never silent, never fatal to the other sources
@@ -76,31 +89,27 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
 
 
 def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, store: Store,
-                   all_sources: Iterable[SourceConfig], now: datetime,
-                   floor: timedelta) -> UpdateOutcome:
+                   all_sources: Iterable[SourceConfig], dedupe_config: DedupeConfig,
+                   now: datetime, floor: timedelta) -> UpdateOutcome:
     entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
     new_entries = 0
     touched: set[int] = set()
     with store.transaction(now) as tx:
         for entry in entries:
-            decision = dedupe.decide(
-                entry,
-                tx.existing_entry(entry.source_id, entry.guid),
-                tx.story_by_link(entry.link),
-                tx.story_by_hash(entry.content_hash),
-            )
+            decision = _decide(tx, entry, dedupe_config)
             if not decision.changed:
                 continue
             digest = dedupe.entry_digest(entry)
+            keys = dedupe.band_keys(entry)
             if decision.existing_entry_id is not None:
-                tx.update_entry(decision.existing_entry_id, entry, digest=digest)
+                tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys)
                 story_id = decision.story_id
             else:
                 story_id = decision.story_id
                 if story_id is None:
                     story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)
                 tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                             score=decision.score)
+                             score=decision.score, band_keys=keys)
                 new_entries += 1
             assert story_id is not None
             touched.add(story_id)
@@ -120,6 +129,21 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
         log.warning("source %s: permanently redirected to %s; update the config's url",
                     source.id, result.permanent_url)
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
+
+
+def _decide(tx: UpdateTransaction, entry: Entry, config: DedupeConfig) -> dedupe.StoryDecision:
+    """Exact keys first; only an entry they do not place pays for the similarity look-up."""
+    existing = tx.existing_entry(entry.source_id, entry.guid)
+    by_link = tx.story_by_link(entry.link) if existing is None else None
+    by_hash = tx.story_by_hash(entry.content_hash) if existing is None and by_link is None \
+        else None
+    similar = None
+    if existing is None and by_link is None and by_hash is None:
+        candidates = tx.similar_candidates(
+            dedupe.band_keys(entry), language=primary_language(entry.language),
+            published=entry.published, window=config.window)
+        similar = dedupe.best_similar(entry, candidates, config.threshold)
+    return dedupe.decide(entry, existing, by_link, by_hash, similar)
 
 
 def _rebuild_story(tx: UpdateTransaction, story_id: int, infos: Mapping[str, SourceInfo]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ..types import (
     ExistingEntry,
     FetchState,
     RenderedFeed,
+    SimilarCandidate,
     SourceConfig,
     SourceInfo,
     SourceRef,
@@ -35,7 +36,7 @@ from ..types import (
     StoryUpdate,
 )
 from . import schema
-from .schema import entries, rendered, sources, stories
+from .schema import entries, entry_bands, rendered, sources, stories
 
 _UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
 
@@ -312,15 +313,50 @@ class UpdateTransaction:
         assert key is not None
         return int(key[0])
 
+    def similar_candidates(self, band_keys: Sequence[int], *, language: str,
+                           published: datetime, window: timedelta,
+                           limit: int = 200) -> list[SimilarCandidate]:
+        """Stored entries sharing a band key, dated within ``window`` of ``published``, in
+        the same primary language; the most recent ``limit`` of them."""
+        if not band_keys:
+            return []
+        matching = (sa.select(entry_bands.c.entry_id)
+                    .where(entry_bands.c.band_key.in_(list(band_keys)),
+                           entry_bands.c.published.between(published - window,
+                                                           published + window),
+                           entry_bands.c.language == language)
+                    .distinct())
+        rows = self.conn.execute(
+            sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
+                      entries.c.body_signature, entries.c.numbers)
+            .where(entries.c.id.in_(matching)).order_by(entries.c.id.desc()).limit(limit))
+        return [SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
+                                 tuple(r.numbers)) for r in rows]
+
     def add_entry(self, entry: Entry, story_id: int, *, digest: str, reason: str,
-                  score: float | None) -> None:
-        self.conn.execute(entries.insert().values(
+                  score: float | None, band_keys: Sequence[int] = ()) -> int:
+        result = self.conn.execute(entries.insert().values(
             story_id=story_id, source_id=entry.source_id, guid=entry.guid, first_seen=self.now,
             reason=reason, score=score, digest=digest, **_entry_values(entry)))
+        key = result.inserted_primary_key
+        assert key is not None
+        entry_id = int(key[0])
+        self._index_bands(entry_id, entry, band_keys)
+        return entry_id
 
-    def update_entry(self, entry_id: int, entry: Entry, *, digest: str) -> None:
+    def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
+                     band_keys: Sequence[int] = ()) -> None:
         self.conn.execute(entries.update().where(entries.c.id == entry_id).values(
             digest=digest, **_entry_values(entry)))
+        self.conn.execute(entry_bands.delete().where(entry_bands.c.entry_id == entry_id))
+        self._index_bands(entry_id, entry, band_keys)
+
+    def _index_bands(self, entry_id: int, entry: Entry, band_keys: Sequence[int]) -> None:
+        if band_keys:
+            language = primary_language(entry.language)
+            self.conn.execute(entry_bands.insert(), [
+                {"band_key": key, "published": entry.published, "language": language,
+                 "entry_id": entry_id} for key in band_keys])
 
     def members(self, story_id: int) -> list[StoredMember]:
         rows = self.conn.execute(
@@ -356,6 +392,11 @@ class UpdateTransaction:
 # --- row ↔ record ------------------------------------------------------------------------------
 
 
+def primary_language(tag: str | None) -> str:
+    """``de-DE`` → ``de``; unknown → "" (entries without a language compare among themselves)."""
+    return (tag or "").split("-")[0].lower()[:8]
+
+
 def _entry_values(entry: Entry) -> dict[str, Any]:
     return dict(
         link=entry.link, title=entry.title, summary_html=entry.summary_html,
@@ -363,7 +404,9 @@ def _entry_values(entry: Entry) -> dict[str, Any]:
         updated=entry.updated, authors=list(entry.authors), categories=list(entry.categories),
         enclosures=[_enclosure_json(e) for e in entry.enclosures], language=entry.language,
         cited=[{"host": r.host, "name": r.name, "url": r.url} for r in entry.cited],
-        place=entry.place, content_hash=entry.content_hash)
+        place=entry.place, content_hash=entry.content_hash,
+        lead_signature=entry.lead_signature, body_signature=entry.body_signature,
+        numbers=list(entry.numbers))
 
 
 def _entry(row: Any) -> Entry:
@@ -373,7 +416,8 @@ def _entry(row: Any) -> Entry:
         published=row.published, updated=row.updated, authors=tuple(row.authors),
         categories=tuple(row.categories), enclosures=_enclosures(row.enclosures),
         language=row.language, cited=tuple(SourceRef(**r) for r in row.cited),
-        place=row.place, content_hash=row.content_hash)
+        place=row.place, content_hash=row.content_hash, lead_signature=row.lead_signature,
+        body_signature=row.body_signature, numbers=tuple(row.numbers))
 
 
 def _story(row: Any) -> Story:

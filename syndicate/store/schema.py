@@ -107,12 +107,28 @@ entries = sa.Table(
     sa.Column("place", sa.Text),
     sa.Column("content_hash", sa.String(64)),
     sa.Column("digest", sa.String(64), nullable=False),  # of every field we republish
+    sa.Column("lead_signature", sa.LargeBinary),  # MinHash, see ingest/similarity.py
+    sa.Column("body_signature", sa.LargeBinary),
+    sa.Column("numbers", sa.JSON, nullable=False),
     sa.Column("reason", sa.String(20), nullable=False),  # why it joined its story
     sa.Column("score", sa.Float),
     sa.UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
     sa.Index("ix_entries_story", "story_id"),
     sa.Index("ix_entries_link", "link"),
     sa.Index("ix_entries_content_hash", "content_hash"),
+)
+
+# The near-duplicate index: an entry's LSH band keys, with the entry's own date and primary
+# language, so a look-up is an index range scan whatever the number of stories stored.
+entry_bands = sa.Table(
+    "entry_bands", metadata,
+    sa.Column("band_key", sa.BigInteger, nullable=False),
+    sa.Column("published", UTCDateTime, nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("entry_id", sa.Integer, sa.ForeignKey("entries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Index("ix_entry_bands_key", "band_key", "published"),
+    sa.Index("ix_entry_bands_entry", "entry_id"),
 )
 
 # Output feeds rendered once per change, served as stored bytes by any web process.
@@ -129,7 +145,7 @@ rendered = sa.Table(
 
 
 def _create_initial_tables(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[meta, sources, stories, entries, rendered])
+    metadata.create_all(conn, tables=[meta, sources, stories, entries, entry_bands, rendered])
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [

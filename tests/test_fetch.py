@@ -1,0 +1,621 @@
+"""fetch() against the real loopback server and real files: caching, redirects, limits, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from syndicate.errors import FetchError, GoneError, HTTPStatusError
+from syndicate.ingest.fetch import (
+    FetchSettings,
+    body_hash,
+    fetch,
+    new_session,
+    parse_retry_after,
+)
+from syndicate.types import FetchResult, FetchState, NotModified
+from tests.loopback import LoopbackHandler, LoopbackServer
+
+MiB = 1 << 20
+FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+SETTINGS = FetchSettings(user_agent="syndicate-test/1.0", connect_timeout=2.0, read_timeout=5.0)
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with new_session(SETTINGS) as session:
+        yield session
+
+
+def fetched(url: str, session: requests.Session, state: FetchState | None = None) -> FetchResult:
+    result = fetch(url, state, SETTINGS, session)
+    assert isinstance(result, FetchResult)
+    return result
+
+
+def failure(url: str, session: requests.Session, **settings: float) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetch(url, None, dataclasses.replace(SETTINGS, **settings), session)
+    return caught.value
+
+
+# --- 200, conditional GET, unchanged bodies ---------------------------------------------------
+
+
+def test_200_gives_body_validators_and_lower_case_headers(loopback, session):
+    loopback.add_feed("/feed.xml", FEED)
+
+    result = fetched(loopback.url("/feed.xml"), session)
+
+    assert (result.url, result.status, result.content) == (loopback.url("/feed.xml"), 200, FEED)
+    assert result.content_type == "application/rss+xml"
+    assert result.etag is not None and result.etag == result.headers["etag"]
+    assert result.last_modified is not None and result.last_modified.endswith(" GMT")
+    assert result.permanent_url is None
+    sent = loopback.requests[-1].headers
+    assert sent["user-agent"] == "syndicate-test/1.0"
+    assert sent["accept"].startswith("application/rss+xml, application/atom+xml")
+    assert "if-none-match" not in sent and "if-modified-since" not in sent
+
+
+def test_gzip_response_is_decoded(loopback, session):
+    loopback.add_feed("/feed.xml", FEED * 50)
+
+    result = fetched(loopback.url("/feed.xml"), session)
+
+    assert loopback.requests[-1].headers["accept-encoding"] == "gzip, deflate"
+    assert result.headers["content-encoding"] == "gzip"
+    assert result.content == FEED * 50
+
+
+@pytest.mark.parametrize(
+    ("etag", "last_modified", "sent_headers"),
+    [
+        (True, True, {"if-none-match", "if-modified-since"}),
+        (True, False, {"if-none-match"}),
+        (False, True, {"if-modified-since"}),
+    ],
+)
+def test_second_fetch_is_conditional_and_304_is_not_modified(
+    loopback, session, etag, last_modified, sent_headers
+):
+    loopback.add_feed("/feed.xml", FEED, etag=etag, last_modified=last_modified)
+    first = fetched(loopback.url("/feed.xml"), session)
+    state = FetchState("s", etag=first.etag, last_modified=first.last_modified)
+
+    second = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+
+    assert isinstance(second, NotModified)
+    assert not second.body_unchanged
+    assert (second.etag, second.last_modified) == (first.etag, first.last_modified)
+    sent = loopback.requests[-1].headers
+    assert {"if-none-match", "if-modified-since"} & sent.keys() == sent_headers
+    assert sent.get("if-none-match") == (first.etag if etag else None)
+    assert sent.get("if-modified-since") == (first.last_modified if last_modified else None)
+
+    loopback.set_body("/feed.xml", FEED + b"\n")
+    third = fetched(loopback.url("/feed.xml"), session, state)
+    assert third.content == FEED + b"\n"
+    assert (third.etag, third.last_modified) != (first.etag, first.last_modified)
+
+
+def test_304_without_validators_keeps_the_stored_ones(loopback, session):
+    loopback.add_status("/feed.xml", 304)
+    state = FetchState("s", etag='"v1"', last_modified="Sun, 06 Nov 1994 08:49:37 GMT")
+
+    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+
+    assert result == NotModified(
+        url=loopback.url("/feed.xml"),
+        etag='"v1"',
+        last_modified="Sun, 06 Nov 1994 08:49:37 GMT",
+        headers=result.headers,
+    )
+
+
+@pytest.mark.parametrize("validators", [False, True])
+def test_200_with_the_stored_body_hash_is_not_modified(loopback, session, validators):
+    loopback.add_feed("/feed.xml", FEED, etag=validators, last_modified=validators)
+    state = FetchState("s", content_hash=body_hash(FEED))
+
+    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+
+    assert isinstance(result, NotModified)
+    assert result.body_unchanged
+    assert (result.etag is not None, result.last_modified is not None) == (validators, validators)
+    loopback.set_body("/feed.xml", FEED + b" ")
+    assert fetched(loopback.url("/feed.xml"), session, state).content == FEED + b" "
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codes", "permanent"),
+    [
+        ((301,), True),
+        ((308,), True),
+        ((301, 308, 301), True),
+        ((302,), False),
+        ((307,), False),
+        ((301, 302), False),
+        ((307, 301), False),
+    ],
+)
+def test_permanent_url_only_when_every_hop_is_permanent(loopback, session, codes, permanent):
+    loopback.add_feed("/final.xml", FEED)
+    hops = [f"/hop{i}" for i in range(len(codes))] + ["/final.xml"]
+    for code, path, to in zip(codes, hops, hops[1:], strict=False):
+        loopback.add_redirect(path, to, code)
+
+    result = fetched(loopback.url("/hop0"), session)
+
+    assert result.url == loopback.url("/final.xml")
+    assert result.permanent_url == (loopback.url("/final.xml") if permanent else None)
+    assert [r.path for r in loopback.requests] == hops
+
+
+def test_relative_location_is_resolved_against_the_redirecting_url(loopback, session):
+    loopback.add_feed("/new/feed.xml", FEED)
+    loopback.add_status("/old/feed.xml", 301, {"Location": "../new/feed.xml"})
+
+    result = fetched(loopback.url("/old/feed.xml"), session)
+
+    assert result.permanent_url == loopback.url("/new/feed.xml")
+
+
+def test_redirect_loop_is_named(loopback, session):
+    loopback.add_redirect("/a", "/b", 302)
+    loopback.add_redirect("/b", "/a", 302)
+
+    error = failure(loopback.url("/a"), session)
+
+    assert str(error).startswith("redirect loop: ")
+    assert str(error).endswith(
+        f"{loopback.url('/a')} -> {loopback.url('/b')} -> {loopback.url('/a')}"
+    )
+
+
+@pytest.mark.parametrize(("hops", "allowed"), [(5, True), (6, False)])
+def test_at_most_max_redirects_are_followed(loopback, session, hops, allowed):
+    loopback.add_feed(f"/r{hops}", FEED)
+    for i in range(hops):
+        loopback.add_redirect(f"/r{i}", f"/r{i + 1}", 301)
+
+    if allowed:
+        assert fetched(loopback.url("/r0"), session).url == loopback.url(f"/r{hops}")
+    else:
+        assert str(failure(loopback.url("/r0"), session)).startswith(
+            "too many redirects (more than 5): "
+        )
+        assert len(loopback.requests) == 6  # the 7th URL was never asked for
+
+
+def test_redirect_to_a_non_http_url_is_refused(loopback, session):
+    loopback.add_redirect("/feed.xml", "file:///etc/passwd", 301)
+
+    error = failure(loopback.url("/feed.xml"), session)
+
+    assert (
+        str(error)
+        == f"redirect from {loopback.url('/feed.xml')} to a non-HTTP URL: file:///etc/passwd"
+    )
+
+
+# --- HTTP error statuses ----------------------------------------------------------------------
+
+DATE = "Sun, 06 Nov 1994 08:49:37 GMT"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "message", "retry_after"),
+    [
+        (404, {}, HTTPStatusError, "HTTP 404 Not Found", None),
+        (403, {}, HTTPStatusError, "HTTP 403 Forbidden", None),
+        (500, {}, HTTPStatusError, "HTTP 500 Internal Server Error", None),
+        (410, {}, GoneError, "HTTP 410 Gone: the feed was removed; polling stops", None),
+        (
+            429,
+            {"Retry-After": "120"},
+            HTTPStatusError,
+            "HTTP 429 Too Many Requests (retry after 120 s)",
+            120.0,
+        ),
+        (
+            503,
+            {"Date": DATE, "Retry-After": "Sun, 06 Nov 1994 08:51:07 GMT"},
+            HTTPStatusError,
+            "HTTP 503 Service Unavailable (retry after 90 s)",
+            90.0,
+        ),
+        (503, {"Retry-After": "soon"}, HTTPStatusError, "HTTP 503 Service Unavailable", None),
+        (
+            300,
+            {},
+            HTTPStatusError,
+            "HTTP 300 Multiple Choices without a usable Location header",
+            None,
+        ),
+    ],
+)
+def test_error_statuses(loopback, session, status, headers, kind, message, retry_after):
+    loopback.add_status("/feed.xml", status, headers, b"<html>error page</html>")
+
+    error = failure(loopback.url("/feed.xml"), session)
+
+    assert type(error) is kind
+    assert (str(error), error.status, error.retry_after) == (message, status, retry_after)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Sun, 06 Nov 1994 08:51:07 GMT", 90.0),  # IMF-fixdate
+        ("Sunday, 06-Nov-94 08:51:07 GMT", 90.0),  # obsolete RFC 850 form (RFC 9110 §5.6.7)
+        ("Sun Nov  6 08:51:07 1994", 90.0),  # obsolete asctime form
+        ("Sun, 06 Nov 1994 08:00:00 GMT", 0.0),  # in the past: retry now
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value, seconds):
+    now = datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
+    assert parse_retry_after(value, now) == seconds
+
+
+# --- deadlines --------------------------------------------------------------------------------
+
+
+def trickle(loopback: LoopbackServer):
+    def handler(h: LoopbackHandler) -> None:
+        h.send_response_only(200)
+        h.send_header("Content-Length", "50")
+        h.end_headers()
+        for _ in range(50):  # 5 s in all: each byte well within any per-read timeout
+            if loopback.closing.wait(0.1):
+                return
+            h.wfile.write(b"x")
+
+    return handler
+
+
+def silent_after_headers(loopback: LoopbackServer):
+    def handler(h: LoopbackHandler) -> None:
+        h.send_response_only(200)
+        h.send_header("Content-Length", "50")
+        h.end_headers()
+        loopback.closing.wait(10)
+
+    return handler
+
+
+def silent_before_headers(loopback: LoopbackServer):
+    return lambda h: loopback.closing.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("make_handler", "read_timeout"),
+    [(trickle, 1.5), (silent_after_headers, 1.0), (silent_before_headers, 1.0)],
+)
+def test_whole_response_must_arrive_within_read_timeout(
+    loopback, session, make_handler, read_timeout
+):
+    loopback.add_handler("/slow", make_handler(loopback))
+
+    started = time.monotonic()
+    error = failure(loopback.url("/slow"), session, read_timeout=read_timeout)
+    elapsed = time.monotonic() - started
+
+    assert str(error).startswith(f"read timed out after {read_timeout:g} s: 127.0.0.1:")
+    assert read_timeout - 0.1 < elapsed < read_timeout + 1.0
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="relies on Linux dropping SYNs to a full backlog"
+)
+def test_connect_timeout_is_reported_as_such(session):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]  # fill the accept queue; never accepted
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            time.sleep(0.05)
+            error = failure(f"http://127.0.0.1:{port}/feed.xml", session, connect_timeout=0.5)
+        finally:
+            for filler in fillers:
+                filler.close()
+
+    assert str(error) == f"connect to 127.0.0.1:{port} timed out after 0.5 s"
+
+
+# --- size cap on the decoded body -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zero_bombs() -> dict[str, bytes]:
+    """200 MiB of zeros as a gzip body (~1 MB), a zlib (deflate) body, and gzip inside gzip."""
+
+    def compress(wbits: int) -> bytes:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, wbits)
+        zeros = bytes(MiB)
+        return b"".join(compressor.compress(zeros) for _ in range(200)) + compressor.flush()
+
+    gzip_bomb = compress(31)
+    return {
+        "gzip": gzip_bomb,
+        "deflate": compress(15),
+        "gzip, gzip": zlib.compress(gzip_bomb, wbits=31),
+    }
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip"])
+def test_compression_bomb_is_stopped_at_the_cap_without_inflating_it(
+    loopback, session, zero_bombs, encoding
+):
+    bomb = zero_bombs[encoding]
+    loopback.add_handler("/bomb", lambda h: h.respond(200, bomb, {"Content-Encoding": encoding}))
+
+    tracemalloc.start()
+    try:
+        error = failure(loopback.url("/bomb"), session, max_body_bytes=MiB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert (
+        str(error) == "response body larger than 1 MiB (max_body_bytes); the download was stopped"
+    )
+    assert peak < 4 * MiB  # the cap plus a few decoded chunks, never the 200 MiB
+
+
+def close_delimited(body: bytes):
+    def handler(h: LoopbackHandler) -> None:
+        h.send_response_only(200)
+        h.end_headers()
+        h.wfile.write(body)
+        h.close_connection = True
+
+    return handler
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_plain_body_over_the_cap_is_refused(loopback, session, declared):
+    body = b"x" * (MiB + 1)
+    if declared:
+        loopback.add_status("/big", 200, {"Content-Type": "application/xml"}, body)
+    else:
+        loopback.add_handler("/big", close_delimited(body))
+
+    error = failure(loopback.url("/big"), session, max_body_bytes=MiB)
+
+    assert str(error).startswith("response body larger than 1 MiB")
+
+
+def test_body_exactly_at_the_cap_is_accepted(loopback, session):
+    loopback.add_handler("/big", close_delimited(b"x" * MiB))
+
+    result = fetch(
+        loopback.url("/big"), None, dataclasses.replace(SETTINGS, max_body_bytes=MiB), session
+    )
+
+    assert isinstance(result, FetchResult) and len(result.content) == MiB
+
+
+# --- broken connections and transport errors --------------------------------------------------
+
+
+def closes_mid_body(h: LoopbackHandler) -> None:
+    h.send_response_only(200)
+    h.send_header("Content-Length", "1000")
+    h.end_headers()
+    h.wfile.write(b"x" * 100)
+    h.close_connection = True
+
+
+def closes_without_answering(h: LoopbackHandler) -> None:
+    h.close_connection = True
+
+
+def resets(h: LoopbackHandler) -> None:
+    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
+    h.close_connection = True
+
+
+def bad_gzip(h: LoopbackHandler) -> None:
+    h.respond(200, b"this is not gzip", {"Content-Encoding": "gzip"})
+
+
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        (closes_mid_body, "{host} closed the connection before the whole body was sent"),
+        (closes_without_answering, "{host} closed the connection without answering"),
+        (resets, "connection reset by {host}"),
+        (bad_gzip, "{host} sent a body that does not match its Content-Encoding"),
+    ],
+)
+def test_broken_responses(loopback, session, handler, message):
+    loopback.add_handler("/feed.xml", handler)
+
+    error = failure(loopback.url("/feed.xml"), session)
+
+    assert str(error) == message.format(host=f"127.0.0.1:{loopback.port}")
+    assert error.status is None
+
+
+def test_connection_refused(session):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again before the fetch: nothing listens
+
+    error = failure(f"http://127.0.0.1:{port}/feed.xml", session)
+
+    assert str(error) == f"connection refused by 127.0.0.1:{port}"
+    assert isinstance(error.__cause__, requests.ConnectionError)
+
+
+def test_dns_failure_names_the_host(session):
+    # .invalid never resolves (RFC 6761 §6.4).
+    error = failure("http://feeds.example.invalid/rss", session)
+
+    assert str(error).startswith("DNS lookup failed for feeds.example.invalid: ")
+
+
+def test_invalid_url(session):
+    assert str(failure("http://", session)).startswith("invalid URL 'http://': ")
+
+
+def test_tls_to_a_plain_http_server_fails_the_handshake(loopback, session):
+    https_url = loopback.url("/feed.xml").replace("http://", "https://")
+
+    error = failure(https_url, session)
+
+    assert str(error).startswith(f"TLS handshake with 127.0.0.1:{loopback.port} failed: ")
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def https_loopback(self_signed) -> Iterator[LoopbackServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed)
+    with LoopbackServer(ssl_context=context) as server:
+        server.add_feed("/feed.xml", FEED)
+        yield server
+
+
+def test_untrusted_certificate_is_reported(https_loopback, session):
+    error = failure(https_loopback.url("/feed.xml"), session)
+
+    assert str(error) == (
+        f"TLS certificate of 127.0.0.1:{https_loopback.port} not accepted: self-signed certificate"
+    )
+
+
+def test_https_with_a_trusted_certificate(https_loopback, session, self_signed, monkeypatch):
+    # How an operator trusts a private CA; requests lets this variable outrank session.verify.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(self_signed[0]))
+
+    assert fetched(https_loopback.url("/feed.xml"), session).content == FEED
+
+
+# --- local files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_url", [False, True])
+def test_local_file_is_read(tmp_path, session, as_url):
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+    url = path.as_uri() if as_url else str(path)
+
+    result = fetched(url, session)
+
+    assert (result.url, result.status, result.content) == (url, 200, FEED)
+    assert (result.etag, result.last_modified, result.content_type) == (
+        None,
+        None,
+        "application/xml",
+    )
+
+
+def test_local_file_with_the_stored_hash_is_not_modified(tmp_path, session):
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+
+    result = fetch(str(path), FetchState("s", content_hash=body_hash(FEED)), SETTINGS, session)
+
+    assert result == NotModified(url=str(path), etag=None, last_modified=None, body_unchanged=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.xml", "local file not found: {path}"),
+        (".", "local path is a directory, not a file: {path}"),
+        ("big.xml", "local file {path} is larger than 1 KiB (max_body_bytes)"),
+    ],
+)
+def test_local_file_problems_name_the_path(tmp_path, session, name, message):
+    (tmp_path / "big.xml").write_bytes(b"x" * 1025)
+    path = tmp_path / name
+
+    error = failure(str(path), session, max_body_bytes=1024)
+
+    assert str(error) == message.format(path=path)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "feeds/local.xml",
+            "not an http(s) URL, a file: URL or an absolute path: 'feeds/local.xml'",
+        ),
+        (
+            "ftp://example.com/feed.xml",
+            "not an http(s) URL, a file: URL or an absolute path: 'ftp://example.com/feed.xml'",
+        ),
+        (
+            "file://example.com/feed.xml",
+            "file URL names another host (example.com): file://example.com/feed.xml",
+        ),
+    ],
+)
+def test_unusable_urls(session, url, message):
+    assert str(failure(url, session)) == message
