@@ -163,3 +163,61 @@ def test_unchanged_feed_is_not_reparsed(tmp_path: Path, loopback: LoopbackServer
     assert run(config, store) == {"s0": "updated"}
     assert run(config, store) == {"s0": "not_modified"}  # same bytes: hash says unchanged
     assert served.is_set()
+
+
+ARTICLE = (
+    "The river authority opened the rebuilt lock at Kesselbrück on Tuesday after 14 months "
+    "of work, letting barges of up to 110 metres pass again. Shipping companies had diverted "
+    "cargo by rail since the old gates failed in a flood. The authority said the new gates "
+    "would last 80 years and cost 42 million euros, paid jointly by the state and the port."
+)
+
+
+def test_a_rewritten_copy_joins_by_similarity(tmp_path: Path, loopback: LoopbackServer,
+                                              store: Store) -> None:
+    loopback.add_feed("/a.xml", rss(("a1", "Lock reopens at Kesselbrück",
+                                     "https://a.example/lock"), link="https://a.example/"
+                                    ).replace(b"Lock reopens at Kesselbr\xc3\xbcck text",
+                                              ARTICLE.encode()))
+    copy = "UPDATE: " + ARTICLE.replace("on Tuesday", "this week") + " More at Partner News."
+    loopback.add_feed("/b.xml", rss(("b1", "BREAKING: Rebuilt lock open for barges",
+                                     "https://partner.example/syndication/77"),
+                                    link="https://b.example/"
+                                    ).replace(b"BREAKING: Rebuilt lock open for barges text",
+                                              copy.encode()))
+    other = ARTICLE.replace("14 months", "9 months").replace("42 million", "17 million") \
+        .replace("110 metres", "85 metres").replace("80 years", "50 years")
+    loopback.add_feed("/c.xml", rss(("c1", "Lock reopens at Kesselbrück",
+                                     "https://c.example/other-lock"), link="https://c.example/"
+                                    ).replace(b"Lock reopens at Kesselbr\xc3\xbcck text",
+                                              other.encode()))
+    config = make_config(tmp_path, loopback, ["/a.xml", "/b.xml", "/c.xml"], workers=1)
+    run(config, store)
+
+    stories = store.stories_with_members(select_stories(store, config, config.feeds[0]))
+    assert len(stories) == 2  # the copy joined; the report with other figures did not
+    (joined,) = [s for s in stories if len(s.members) == 2]
+    reasons = [(m.source_id, m.reason) for m in joined.members]
+    assert reasons == [("s0", "new"), ("s1", "similar")]
+    assert joined.members[1].score is not None and joined.members[1].score >= 0.6
+    assert [s.host for s in joined.sources] == ["a.example", "b.example"]
+
+
+def test_similarity_window_uses_the_entries_own_dates(tmp_path: Path,
+                                                      loopback: LoopbackServer,
+                                                      store: Store) -> None:
+    old = rss(("a1", "Lock", "https://a.example/lock"), link="https://a.example/").replace(
+        b"Lock text", ARTICLE.encode()).replace(b"Mon, 23 Nov 2026", b"Mon, 02 Jan 2023")
+    copy = rss(("b1", "Lock!", "https://b.example/lock-copy"), link="https://b.example/"
+               ).replace(b"Lock! text", ("Update: " + ARTICLE).encode()
+                         ).replace(b"Mon, 23 Nov 2026", b"Tue, 03 Jan 2023")
+    late = rss(("c1", "Lock?", "https://c.example/lock-late"), link="https://c.example/"
+               ).replace(b"Lock? text", ("Archive: " + ARTICLE).encode())
+    loopback.add_feed("/a.xml", old)
+    loopback.add_feed("/b.xml", copy)
+    loopback.add_feed("/c.xml", late)
+    config = make_config(tmp_path, loopback, ["/a.xml", "/b.xml", "/c.xml"], workers=1)
+    run(config, store)
+    stories = store.stories_with_members(select_stories(store, config, config.feeds[0]))
+    sizes = sorted(len(s.members) for s in stories)
+    assert sizes == [1, 2]  # two-year-old copies cluster; the one dated today stays apart

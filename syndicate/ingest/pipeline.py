@@ -18,7 +18,6 @@ source never takes down the others.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from ..types import (
     SourceInfo,
 )
 from . import dedupe, pacing
-from .fetch import FetchSettings, fetch
+from .fetch import FetchSettings, body_hash, fetch
 from .normalize import normalize_entry
 from .parse import parse_feed
 
@@ -119,7 +118,7 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                 _rebuild_story(tx, story_id, infos)
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
-            content_hash=hashlib.sha256(result.content).hexdigest(), status=result.status,
+            content_hash=body_hash(result.content), status=result.status,
             permanent_url=result.permanent_url, site_url=feed.link, site_title=feed.title,
             warning=feed.warning,
             next_fetch_at=pacing.next_fetch_after_success(
