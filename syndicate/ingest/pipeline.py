@@ -91,27 +91,8 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                    all_sources: Iterable[SourceConfig], dedupe_config: DedupeConfig,
                    now: datetime, floor: timedelta) -> UpdateOutcome:
     entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
-    new_entries = 0
-    touched: set[int] = set()
     with store.transaction(now) as tx:
-        for entry in entries:
-            decision = _decide(tx, entry, dedupe_config)
-            if not decision.changed:
-                continue
-            digest = dedupe.entry_digest(entry)
-            keys = dedupe.band_keys(entry)
-            if decision.existing_entry_id is not None:
-                tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys)
-                story_id = decision.story_id
-            else:
-                story_id = decision.story_id
-                if story_id is None:
-                    story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)
-                tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                             score=decision.score, band_keys=keys)
-                new_entries += 1
-            assert story_id is not None
-            touched.add(story_id)
+        new_entries, touched = apply_entries(tx, entries, dedupe_config)
         if touched:
             infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
             for story_id in touched:
@@ -128,6 +109,32 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
         log.warning("source %s: permanently redirected to %s; update the config's url",
                     source.id, result.permanent_url)
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
+
+
+def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry],
+                  config: DedupeConfig) -> tuple[int, set[int]]:
+    """Place each entry in its story (new, joined, or updated in place); return the number
+    of new entries and the ids of the stories that changed (to be rebuilt)."""
+    new_entries = 0
+    touched: set[int] = set()
+    for entry in entries:
+        decision = _decide(tx, entry, config)
+        if not decision.changed:
+            continue
+        digest = dedupe.entry_digest(entry)
+        keys = dedupe.band_keys(entry)
+        story_id = decision.story_id
+        if decision.existing_entry_id is not None:
+            tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys)
+        else:
+            if story_id is None:
+                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)
+            tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
+                         score=decision.score, band_keys=keys)
+            new_entries += 1
+        assert story_id is not None
+        touched.add(story_id)
+    return new_entries, touched
 
 
 def _decide(tx: UpdateTransaction, entry: Entry, config: DedupeConfig) -> dedupe.StoryDecision:

@@ -261,6 +261,31 @@ class Store:
             return {(r.feed_id, r.format): r.etag for r in rows}
 
 
+# The statements of the ingest hot path, built once: SQLAlchemy then reuses their compiled
+# form, instead of constructing and cache-keying a new statement for every entry.
+_EXISTING_ENTRY = sa.select(entries.c.id, entries.c.story_id, entries.c.digest).where(
+    entries.c.source_id == sa.bindparam("source_id"), entries.c.guid == sa.bindparam("guid"))
+_STORY_BY_LINK = sa.select(entries.c.story_id).where(
+    entries.c.link == sa.bindparam("link")).limit(1)
+_STORY_BY_HASH = sa.select(entries.c.story_id).where(
+    entries.c.content_hash == sa.bindparam("content_hash")).limit(1)
+_CANDIDATES = (
+    sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
+              entries.c.body_signature, entries.c.numbers)
+    .where(entries.c.id.in_(
+        sa.select(entry_bands.c.entry_id)
+        .where(entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
+               entry_bands.c.published.between(sa.bindparam("since"), sa.bindparam("until")),
+               entry_bands.c.language == sa.bindparam("language"))
+        .distinct()))
+    .order_by(entries.c.id.desc()).limit(sa.bindparam("limit")))
+_INSERT_STORY = stories.insert()
+_INSERT_ENTRY = entries.insert()
+_INSERT_BANDS = entry_bands.insert()
+_UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
+_DELETE_BANDS = entry_bands.delete().where(entry_bands.c.entry_id == sa.bindparam("entry_id"))
+
+
 class UpdateTransaction:
     """Reads and writes of one source update, inside one database transaction."""
 
@@ -283,27 +308,22 @@ class UpdateTransaction:
         return infos
 
     def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
-        row = self.conn.execute(
-            sa.select(entries.c.id, entries.c.story_id, entries.c.digest)
-            .where(entries.c.source_id == source_id, entries.c.guid == guid)).first()
+        row = self.conn.execute(_EXISTING_ENTRY, {"source_id": source_id, "guid": guid}).first()
         return ExistingEntry(row.id, row.story_id, row.digest) if row else None
 
     def story_by_link(self, link: str | None) -> int | None:
         if not link:
             return None
-        return self.conn.execute(
-            sa.select(entries.c.story_id).where(entries.c.link == link).limit(1)).scalar()
+        return self.conn.execute(_STORY_BY_LINK, {"link": link}).scalar()
 
     def story_by_hash(self, content_hash: str | None) -> int | None:
         if not content_hash:
             return None
-        return self.conn.execute(
-            sa.select(entries.c.story_id).where(entries.c.content_hash == content_hash)
-            .limit(1)).scalar()
+        return self.conn.execute(_STORY_BY_HASH, {"content_hash": content_hash}).scalar()
 
     def new_story(self, guid: str, entry: Entry) -> int:
         """Insert a story for its first member; ``write_story`` fills in the merged fields."""
-        result = self.conn.execute(stories.insert().values(
+        result = self.conn.execute(_INSERT_STORY, dict(
             guid=guid, title=entry.title, link=entry.link, summary_html=entry.summary_html,
             content_html=entry.content_html, text=entry.text, published=entry.published,
             updated=entry.updated, first_seen=self.now, language=entry.language,
@@ -320,22 +340,15 @@ class UpdateTransaction:
         the same primary language; the most recent ``limit`` of them."""
         if not band_keys:
             return []
-        matching = (sa.select(entry_bands.c.entry_id)
-                    .where(entry_bands.c.band_key.in_(list(band_keys)),
-                           entry_bands.c.published.between(published - window,
-                                                           published + window),
-                           entry_bands.c.language == language)
-                    .distinct())
-        rows = self.conn.execute(
-            sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
-                      entries.c.body_signature, entries.c.numbers)
-            .where(entries.c.id.in_(matching)).order_by(entries.c.id.desc()).limit(limit))
+        rows = self.conn.execute(_CANDIDATES, {
+            "keys": list(band_keys), "since": published - window, "until": published + window,
+            "language": language, "limit": limit})
         return [SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
                                  tuple(r.numbers)) for r in rows]
 
     def add_entry(self, entry: Entry, story_id: int, *, digest: str, reason: str,
                   score: float | None, band_keys: Sequence[int] = ()) -> int:
-        result = self.conn.execute(entries.insert().values(
+        result = self.conn.execute(_INSERT_ENTRY, dict(
             story_id=story_id, source_id=entry.source_id, guid=entry.guid, first_seen=self.now,
             reason=reason, score=score, digest=digest, **_entry_values(entry)))
         key = result.inserted_primary_key
@@ -346,15 +359,15 @@ class UpdateTransaction:
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = ()) -> None:
-        self.conn.execute(entries.update().where(entries.c.id == entry_id).values(
-            digest=digest, **_entry_values(entry)))
-        self.conn.execute(entry_bands.delete().where(entry_bands.c.entry_id == entry_id))
+        self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
+                                              **_entry_values(entry)))
+        self.conn.execute(_DELETE_BANDS, {"entry_id": entry_id})
         self._index_bands(entry_id, entry, band_keys)
 
     def _index_bands(self, entry_id: int, entry: Entry, band_keys: Sequence[int]) -> None:
         if band_keys:
             language = primary_language(entry.language)
-            self.conn.execute(entry_bands.insert(), [
+            self.conn.execute(_INSERT_BANDS, [
                 {"band_key": key, "published": entry.published, "language": language,
                  "entry_id": entry_id} for key in band_keys])
 
