@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
+import idna
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -79,8 +80,9 @@ SOURCE_KEYS = (
 )  # fmt: skip
 FEED_KEYS = (
     "id", "title", "description", "tags", "sources", "languages", "limit", "min_outlets",
-    "language",
+    "language", "outlets", "outlet_role",
 )  # fmt: skip
+OUTLET_ROLES = ("any", "carried", "cited")
 
 _SECTIONS = (
     ("at the top level", TOP_KEYS),
@@ -856,6 +858,8 @@ class _Reader:
         language = self.optional(items, "language", path, _checked(_parse_language))
         limit = self.optional(items, "limit", path, _in_range(_read_integer, 1, MAX_FEED_LIMIT))
         min_outlets = self.optional(items, "min_outlets", path, _in_range(_read_integer, 1, None))
+        outlets = tuple(x.value for x in self.strings(items, "outlets", path, _parse_outlet))
+        role = self.optional(items, "outlet_role", path, _checked(_parse_outlet_role))
         # Neither tags nor sources: every source, written out (see the module docstring).
         every_source = not tags and not selected
         feed = FeedConfig(
@@ -870,6 +874,8 @@ class _Reader:
             limit=limit or DEFAULT_FEED_LIMIT,
             min_outlets=min_outlets or 1,
             language=language or (languages[0] if len(languages) == 1 else None),
+            outlets=outlets,
+            outlet_role=role or "any",
         )
         return feed if is_new else None
 
@@ -911,6 +917,26 @@ def _unknown_key(name: str, known: tuple[str, ...], suggestion: str | None) -> s
 def _suggestion(word: str, known: Iterable[str]) -> str:
     suggestion = _closest(word, known)
     return f" (did you mean {suggestion!r}?)" if suggestion else ""
+
+
+def _parse_outlet(text: str) -> str:
+    """An outlet's host as written (``www.npr.org``), or a URL of it; lower-case IDNA."""
+    value = text.strip()
+    if "://" in value:
+        value = urlsplit(value).hostname or ""
+    try:
+        host = idna.encode(value.rstrip("."), uts46=True).decode("ascii")
+    except idna.IDNAError as e:
+        raise ValueError(f"not a host name: {text!r} ({e})") from e
+    if "." not in host or not _is_host_name(host):
+        raise ValueError(f"not a host name: {text!r} (write it like www.npr.org)")
+    return host
+
+
+def _parse_outlet_role(text: str) -> str:
+    if text not in OUTLET_ROLES:
+        raise ValueError(f"must be one of {', '.join(OUTLET_ROLES)}, got {text!r}")
+    return text
 
 
 def _non_empty(text: str) -> str:

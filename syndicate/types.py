@@ -65,6 +65,8 @@ class FeedConfig:
     limit: int = 50
     min_outlets: int = 1  # a story needs at least this many outlets in its source list
     language: str | None = None  # language of the feed's own words ("Sources:"); None: "en"
+    outlets: tuple[str, ...] = ()  # only stories whose source list names one of these hosts
+    outlet_role: str = "any"  # ... as an outlet that "carried" it, "cited" it, or "any"
 
 
 @dataclass(frozen=True)

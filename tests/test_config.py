@@ -690,3 +690,31 @@ def test_dedupe_problems(tmp_path: Path, snippet: str, key: str, fragment: str) 
     (problem,) = caught.value.problems
     assert (problem.line, problem.key) == (2, key)
     assert fragment in problem.message
+
+
+def test_feed_outlet_selection(tmp_path: Path) -> None:
+    text = """sources:
+  - id: a
+    url: https://a.example/feed
+feeds:
+  - id: npr
+    outlets: [WWW.NPR.org, "https://bücher.de/x"]
+    outlet_role: cited
+"""
+    (feed,) = parse_config(text, tmp_path / "c.yaml").feeds
+    assert feed.outlets == ("www.npr.org", "xn--bcher-kva.de")
+    assert feed.outlet_role == "cited"
+
+
+@pytest.mark.parametrize(("snippet", "key", "fragment"), [
+    ("    outlets: [npr]\n", "feeds[0].outlets[0]", "not a host name"),
+    ("    outlet_role: quoted\n", "feeds[0].outlet_role", "must be one of any, carried, cited"),
+])
+def test_feed_outlet_problems(tmp_path: Path, snippet: str, key: str, fragment: str) -> None:
+    text = ("sources:\n  - id: a\n    url: https://a.example/feed\n"
+            "feeds:\n  - id: f\n" + snippet)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "c.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (6, key)
+    assert fragment in problem.message

@@ -155,3 +155,20 @@ def test_dates_come_back_aware_utc(store: Store) -> None:
     (story,) = store.select_stories(["a"])
     assert story.published == later(1)
     assert story.published.utcoffset() == timedelta(0)
+
+
+def test_select_by_outlet_and_role(store: Store) -> None:
+    npr = ref("www.npr.org", "NPR", "https://www.npr.org/x")
+    add_story(store, (make_entry("a", "cites-npr", cited=(npr,)), "new"))
+    add_story(store, (make_entry("b", "carried-by-b"), "new"))
+    add_story(store, (make_entry("a", "plain"), "new"))
+
+    def titles(**filters: object) -> list[str]:
+        return sorted(s.title for s in store.select_stories(["a", "b"], **filters))  # type: ignore[arg-type]
+
+    assert titles(outlets=["npr.org"]) == ["Title cites-npr"]  # www. does not matter
+    assert titles(outlets=["npr.org"], outlet_role="cited") == ["Title cites-npr"]
+    assert titles(outlets=["npr.org"], outlet_role="carried") == []
+    assert titles(outlets=["b.example"], outlet_role="carried") == ["Title carried-by-b"]
+    assert titles(outlets=["a.example", "b.example"]) == [
+        "Title carried-by-b", "Title cites-npr", "Title plain"]

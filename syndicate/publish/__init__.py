@@ -27,7 +27,8 @@ _EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # an empty feed's stable "u
 
 def select_stories(store: Store, config: Config, feed: FeedConfig) -> list[Story]:
     return store.select_stories(config.feed_source_ids(feed), languages=feed.languages,
-                                min_outlets=feed.min_outlets, limit=feed.limit)
+                                min_outlets=feed.min_outlets, outlets=feed.outlets,
+                                outlet_role=feed.outlet_role, limit=feed.limit)
 
 
 def feeds_of_sources(config: Config, source_ids: Iterable[str]) -> list[FeedConfig]:

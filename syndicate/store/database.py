@@ -34,9 +34,10 @@ from ..types import (
     StoryMember,
     StorySource,
     StoryUpdate,
+    outlet_key,
 )
 from . import schema
-from .schema import entries, entry_bands, rendered, sources, stories
+from .schema import entries, entry_bands, rendered, sources, stories, story_outlets
 
 _UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
 
@@ -195,12 +196,20 @@ class Store:
     # --- reading stories -----------------------------------------------------------------------
 
     def select_stories(self, source_ids: Iterable[str], *, languages: Sequence[str] = (),
-                       min_outlets: int = 1, limit: int = 50) -> list[Story]:
-        """The newest stories that any of the given sources carried, newest first."""
+                       min_outlets: int = 1, outlets: Sequence[str] = (),
+                       outlet_role: str = "any", limit: int = 50) -> list[Story]:
+        """The newest stories that any of the given sources carried, newest first; with
+        ``outlets``, only those whose source list names one of them in ``outlet_role``."""
         carried_by = sa.select(entries.c.story_id).where(entries.c.source_id.in_(list(source_ids)))
         query = (sa.select(stories)
                  .where(stories.c.id.in_(carried_by))
                  .where(stories.c.source_count >= min_outlets))
+        if outlets:
+            named = sa.select(story_outlets.c.story_id).where(
+                story_outlets.c.outlet_key.in_([outlet_key(host, host) for host in outlets]))
+            if outlet_role != "any":
+                named = named.where(story_outlets.c.carried == (outlet_role == "carried"))
+            query = query.where(stories.c.id.in_(named))
         if languages:
             query = query.where(sa.or_(*(
                 sa.or_(stories.c.language == lang, stories.c.language.like(f"{lang}-%"))
@@ -385,6 +394,11 @@ class UpdateTransaction:
             enclosures=[_enclosure_json(e) for e in update.enclosures],
             sources=[_story_source_json(s) for s in update.sources],
             source_count=len(update.sources)))
+        self.conn.execute(story_outlets.delete().where(story_outlets.c.story_id == story_id))
+        if update.sources:
+            self.conn.execute(story_outlets.insert(), [
+                {"story_id": story_id, "outlet_key": s.key[:255], "carried": s.carried}
+                for s in update.sources])
 
     def record_success(self, source_id: str, *, etag: str | None, last_modified: str | None,
                        content_hash: str, status: int, permanent_url: str | None,

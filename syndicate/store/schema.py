@@ -118,6 +118,18 @@ entries = sa.Table(
     sa.Index("ix_entries_content_hash", "content_hash"),
 )
 
+# Each story's outlets by identity (``types.outlet_key``), so feeds can select stories that a
+# given outlet carried or cited without parsing the JSON source list in SQL.
+story_outlets = sa.Table(
+    "story_outlets", metadata,
+    sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("outlet_key", sa.String(255), nullable=False),
+    sa.Column("carried", sa.Boolean, nullable=False),
+    sa.Index("ix_story_outlets_key", "outlet_key", "story_id"),
+    sa.Index("ix_story_outlets_story", "story_id"),
+)
+
 # The near-duplicate index: an entry's LSH band keys, with the entry's own date and primary
 # language, so a look-up is an index range scan whatever the number of stories stored.
 entry_bands = sa.Table(
@@ -145,7 +157,8 @@ rendered = sa.Table(
 
 
 def _create_initial_tables(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[meta, sources, stories, entries, entry_bands, rendered])
+    metadata.create_all(conn, tables=[meta, sources, stories, entries, story_outlets,
+                                      entry_bands, rendered])
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
