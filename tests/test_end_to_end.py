@@ -192,3 +192,46 @@ def test_stories_json_lists_members_and_reasons(tmp_path: Path, loopback: Loopba
         ("alpha", "alpha-1", "new"), ("beta", "urn:beta:b-77", "url")]
     assert [s["host"] for s in bridge["sources"]][:2] == ["alpha.example", "beta.example"]
     assert bridge["id"].startswith("urn:uuid:")
+
+
+SEED_FEEDS = Path(__file__).parent / "data" / "citations"
+
+
+def test_the_seed_article_is_republished_with_its_place_and_outlets(
+        tmp_path: Path, capsys: object) -> None:
+    path = tmp_path / "seed.yaml"
+    path.write_text(f"""
+service:
+  base_url: http://feeds.test
+  database: sqlite:///{tmp_path}/store.db
+sources:
+  - id: n-ag
+    url: {SEED_FEEDS / "seed_text.rss"}
+    language: de
+feeds:
+  - id: de
+    title: Nachrichten
+    language: de
+""")
+    assert main(["--config", str(path), "fetch"]) == 0
+    capsys.readouterr()  # type: ignore[attr-defined]
+    assert main(["--config", str(path), "stories", "--json"]) == 0
+    (story,) = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert story["place"] == "Sumy, Ukraine"
+    assert [(s["host"], s["carried"]) for s in story["sources"]] == [
+        ("n-ag.de", True), ("rp-online.de", False), ("www.npr.org", False),
+        ("www.swp-berlin.org", False)]
+
+    config = load_config(path)
+    store = Store(config.service.database)
+    try:
+        body = store.rendered_feed("de", "rss")
+        assert body is not None
+        (item,) = feedparser.parse(body.body).entries
+        content = item["content"][0]["value"]
+        assert "Besuchen Sie uns auf" not in content  # the site footer is gone
+        assert "Am 13. Februar 2025 endete die Funkstille" in content  # the body is not
+        assert "<strong>Ort:</strong> Sumy, Ukraine" in content  # our own footer, in German
+        assert "Quellen:" in content and "www.swp-berlin.org" in content
+    finally:
+        store.close()
