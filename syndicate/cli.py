@@ -132,8 +132,9 @@ def _progress_bar(total: int) -> Any:
 def _print_fetch_summary(outcomes: list[UpdateOutcome], changed_feeds: list[str]) -> None:
     counts = Counter(o.status for o in outcomes)
     new_entries = sum(o.new_entries for o in outcomes)
+    deferred = f", {counts['deferred']} deferred" if counts["deferred"] else ""
     print(f"{len(outcomes)} sources: {counts['updated']} updated, "
-          f"{counts['not_modified']} not modified, {counts['failed']} failed; "
+          f"{counts['not_modified']} not modified, {counts['failed']} failed{deferred}; "
           f"{new_entries} new entries; feeds changed: {', '.join(changed_feeds) or 'none'}")
     for outcome in sorted(outcomes, key=lambda o: o.source_id):
         if outcome.status == "failed":

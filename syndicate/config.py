@@ -70,7 +70,7 @@ T = TypeVar("T")
 TOP_KEYS = ("service", "defaults", "dedupe", "sources", "feeds")
 DEDUPE_KEYS = ("window", "threshold")
 SERVICE_KEYS = (
-    "base_url", "database", "data_dir", "listen", "user_agent", "fetch_workers",
+    "base_url", "database", "data_dir", "listen", "user_agent", "fetch_workers", "fetch_per_host",
     "connect_timeout", "read_timeout", "max_body_bytes", "websub_hub",
 )  # fmt: skip
 DEFAULTS_KEYS = ("interval",)
@@ -97,6 +97,7 @@ DEFAULT_LISTEN = ("127.0.0.1", 8080)
 DEFAULT_DATA_DIR = "data"
 DEFAULT_INTERVAL = timedelta(minutes=15)
 DEFAULT_FETCH_WORKERS = 8
+DEFAULT_FETCH_PER_HOST = 2
 MAX_FETCH_WORKERS = 256
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -740,6 +741,7 @@ class _Reader:
         database = get(items, "database", p, _checked(_database_url))
         user_agent = get(items, "user_agent", p, _checked(_parse_one_line))
         workers = get(items, "fetch_workers", p, _in_range(_read_integer, 1, MAX_FETCH_WORKERS))
+        per_host = get(items, "fetch_per_host", p, _in_range(_read_integer, 1, MAX_FETCH_WORKERS))
         connect = get(items, "connect_timeout", p, _positive(_read_number))
         read = get(items, "read_timeout", p, _positive(_read_number))
         max_body = get(items, "max_body_bytes", p, _read_size)
@@ -752,6 +754,7 @@ class _Reader:
             user_agent=user_agent or f"syndicate/{__version__} (+{base_url})",
             data_dir=data_dir,
             fetch_workers=workers or DEFAULT_FETCH_WORKERS,
+            fetch_per_host=per_host or DEFAULT_FETCH_PER_HOST,
             connect_timeout=connect or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read or DEFAULT_READ_TIMEOUT,
             max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES,

@@ -24,9 +24,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .config import load_config
 from .errors import ConfigError
 from .ingest.fetch import FetchSettings, new_session
+from .ingest.hosts import HostGate, interleave_by_host
 from .ingest.pipeline import UpdateOutcome, update_source
 from .publish import feeds_of_sources, publish_feeds
-from .store import Store
+from .store import Store, source_host
 from .types import Config
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Ingestor:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
+        self.gate = HostGate(config.service.fetch_per_host)
         self._local = threading.local()  # one requests.Session per worker thread
 
     def _session(self) -> requests.Session:
@@ -55,10 +57,23 @@ class Ingestor:
 
     def update_one(self, source_id: str) -> UpdateOutcome:
         config = self.config  # one consistent config for the whole update, even across a reload
-        return update_source(config.source(source_id), store=self.store,
-                             settings=fetch_settings(config), session=self._session(),
-                             all_sources=config.sources, now=datetime.now(UTC),
-                             dedupe_config=config.dedupe)
+        source = config.source(source_id)
+        host = source_host(source.url)
+        until = self.gate.waiting_until(host, datetime.now(UTC))
+        if until is not None:  # the host asked us to wait: not a failure of this source
+            self.store.defer_host(host, until)
+            return UpdateOutcome(source_id, "deferred")
+        with self.gate.slot(host):
+            outcome = update_source(source, store=self.store, settings=fetch_settings(config),
+                                    session=self._session(), all_sources=config.sources,
+                                    now=datetime.now(UTC), dedupe_config=config.dedupe)
+        if outcome.host_wait_until is not None:
+            self.gate.wait(host, outcome.host_wait_until)
+        return outcome
+
+    def dispatch_order(self, source_ids: Iterable[str]) -> list[str]:
+        hosts = {s.id: source_host(s.url) for s in self.config.sources}
+        return interleave_by_host(source_ids, lambda sid: hosts.get(sid, ""))
 
     def update(self, source_ids: Sequence[str],
                progress: Callable[[UpdateOutcome], None] | None = None) -> list[UpdateOutcome]:
@@ -66,7 +81,8 @@ class Ingestor:
         outcomes = []
         with ThreadPoolExecutor(self.config.service.fetch_workers,
                                 thread_name_prefix="fetch") as pool:
-            futures = [pool.submit(self.update_one, sid) for sid in source_ids]
+            futures = [pool.submit(self.update_one, sid)
+                       for sid in self.dispatch_order(source_ids)]
             for future in as_completed(futures):
                 outcome = future.result()
                 outcomes.append(outcome)
@@ -130,8 +146,9 @@ class Scheduler:
         now = datetime.now(UTC)
         with self._lock:
             busy = set(self._running)
-        due = [sid for sid in self.store.due_sources((s.id for s in config.sources), now)
-               if sid not in busy]
+        due = self.ingestor.dispatch_order(
+            sid for sid in self.store.due_sources((s.id for s in config.sources), now)
+            if sid not in busy)
         if due:
             for source_id in due:
                 # Registered under the lock, so that _done (which takes it) cannot run first.
@@ -169,6 +186,8 @@ class Scheduler:
             for problem in e.problems:
                 log.error("config not reloaded: %s", problem)
             return False
+        if config.service != self.config.service:
+            log.warning("config reloaded, but changes under service: take effect at restart")
         self.store.sync_sources(config.sources, datetime.now(UTC))
         self.ingestor.config = config
         log.info("config reloaded: %d sources, %d feeds", len(config.sources), len(config.feeds))

@@ -29,6 +29,7 @@ class ServiceConfig:
     user_agent: str
     data_dir: Path
     fetch_workers: int = 8  # global bound on concurrent fetches
+    fetch_per_host: int = 2  # bound on concurrent fetches against one host
     connect_timeout: float = 10.0  # seconds to establish a connection
     read_timeout: float = 30.0  # seconds for the whole response, body included
     max_body_bytes: int = 16 * 1024 * 1024  # cap on the (decompressed) body
@@ -124,6 +125,9 @@ class FetchState:
     last_status: int | None = None
     last_fetched_at: datetime | None = None
     last_success_at: datetime | None = None
+    redirect_target: str | None = None  # a 301/308 target seen on the last fetches...
+    redirect_count: int = 0  # ...this many times in a row
+    permanent_url: str | None = None  # the confirmed new URL, fetched instead of the config's
 
 
 @dataclass(frozen=True)

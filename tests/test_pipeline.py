@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +53,10 @@ def run(config: Config, store: Store, ids: list[str] | None = None) -> dict[str,
     outcomes = ingestor.update(ids or [s.id for s in config.sources])
     ingestor.publish([], everything=True)
     return {o.source_id: o.status for o in outcomes}
+
+
+def hits(loopback: LoopbackServer, path: str) -> int:
+    return sum(1 for r in loopback.requests if r.path == path)
 
 
 def hang(handler: LoopbackHandler) -> None:
@@ -221,3 +226,73 @@ def test_similarity_window_uses_the_entries_own_dates(tmp_path: Path,
     stories = store.stories_with_members(select_stories(store, config, config.feeds[0]))
     sizes = sorted(len(s.members) for s in stories)
     assert sizes == [1, 2]  # two-year-old copies cluster; the one dated today stays apart
+
+
+def test_a_permanent_redirect_moves_the_source_after_confirmation(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_redirect("/old.xml", "/new.xml", status=301)
+    loopback.add_feed("/new.xml", rss(("a", "A", "https://site.example/a")))
+    config = make_config(tmp_path, loopback, ["/old.xml"])
+    for _ in range(3):
+        run(config, store)
+    state = store.fetch_state("s0")
+    assert state.permanent_url == loopback.url("/new.xml")
+    before = hits(loopback, "/old.xml")
+    run(config, store)
+    assert hits(loopback, "/old.xml") == before  # the old URL is not asked again
+    (status,) = store.source_statuses()
+    assert status.permanent_url == loopback.url("/new.xml")
+
+    # the operator updates the config: it is the source of truth, and starts over
+    moved = make_config(tmp_path, loopback, ["/new.xml"])
+    store.sync_sources(moved.sources, datetime.now(UTC))
+    assert store.fetch_state("s0").permanent_url is None
+
+
+def test_a_temporary_redirect_never_moves_the_source(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_redirect("/old.xml", "/new.xml", status=302)
+    loopback.add_feed("/new.xml", rss(("a", "A", "https://site.example/a")))
+    config = make_config(tmp_path, loopback, ["/old.xml"])
+    for _ in range(4):
+        run(config, store)
+    assert store.fetch_state("s0").permanent_url is None
+    assert hits(loopback, "/old.xml") == 4
+
+
+def test_retry_after_holds_back_every_source_of_the_host(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_status("/busy.xml", 429, headers={"Retry-After": "3600"})
+    for i in range(4):
+        loopback.add_feed(f"/f{i}.xml", rss((f"g{i}", f"S{i}", f"https://site.example/{i}")))
+    paths = ["/busy.xml"] + [f"/f{i}.xml" for i in range(4)]
+    config = make_config(tmp_path, loopback, paths, workers=1)
+    statuses = run(config, store)
+    assert statuses["s0"] == "failed"
+    assert set(statuses.values()) == {"failed", "deferred"}  # nobody else asked that host
+    later = datetime.now(UTC) + timedelta(minutes=59)
+    assert store.due_sources([s.id for s in config.sources], later) == []
+    assert all(hits(loopback, p) == 0 for p in paths[1:])
+
+
+def test_at_most_fetch_per_host_requests_at_once(tmp_path: Path, loopback: LoopbackServer,
+                                                 store: Store) -> None:
+    lock = threading.Lock()
+    counts = {"now": 0, "peak": 0}
+
+    def slow(handler: LoopbackHandler) -> None:
+        with lock:
+            counts["now"] += 1
+            counts["peak"] = max(counts["peak"], counts["now"])
+        time.sleep(0.2)
+        with lock:
+            counts["now"] -= 1
+        handler.respond(200, rss(("x" + handler.path, "T", "https://site.example" +
+                                  handler.path)), {"Content-Type": "application/rss+xml"})
+
+    paths = [f"/p{i}.xml" for i in range(8)]
+    for path in paths:
+        loopback.add_handler(path, slow)
+    config = make_config(tmp_path, loopback, paths, workers=8)
+    assert set(run(config, store).values()) == {"updated"}
+    assert counts["peak"] == 2  # service.fetch_per_host defaults to 2

@@ -6,6 +6,10 @@ interval, the feed's RSS ``<ttl>``, the response's ``Cache-Control: max-age`` (R
 between ``FLOOR`` and ``CEILING``, plus up to 10% jitter so that sources configured together,
 or a restart, do not fire all at once.
 
+A permanent redirect (301/308, RFC 9110 §15.4.2 and §15.4.9) moves the URL we fetch only
+after ``REDIRECT_CONFIRMATIONS`` consecutive fetches saw the same target: one misconfigured
+deploy must not move a source for good. 302/307 never move it (fetch does not report them).
+
 After a failure the wait doubles with every consecutive error (interval × 2^(n-1)), is never
 shorter than a Retry-After the server sent, and stops growing at ``CEILING``: a source that
 keeps failing is still tried, once per ceiling.
@@ -18,6 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+REDIRECT_CONFIRMATIONS = 3  # consecutive fetches that must see the same permanent redirect
 FLOOR = timedelta(minutes=1)
 CEILING = timedelta(hours=24)
 JITTER = 0.1
@@ -88,3 +93,13 @@ def _clamp(wait: timedelta, floor: timedelta) -> timedelta:
 def _jitter(wait: timedelta, rng: random.Random | None) -> timedelta:
     draw = (rng or random).random()
     return wait + wait * (JITTER * draw)
+
+
+def follow_redirect(target: str | None, count: int,
+                    seen: str | None) -> tuple[str | None, int, bool]:
+    """The redirect bookkeeping after a fetch that saw ``seen`` (None: no permanent
+    redirect): (target, count, confirmed) — confirmed when the move should take effect now."""
+    if seen is None:
+        return None, 0, False
+    count = count + 1 if seen == target else 1
+    return seen, count, count == REDIRECT_CONFIRMATIONS

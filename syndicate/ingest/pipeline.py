@@ -26,12 +26,13 @@ from datetime import datetime, timedelta
 import requests
 
 from ..errors import GoneError, SourceError
-from ..store import Store, UpdateTransaction
+from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..store.database import primary_language
 from ..types import (
     DedupeConfig,
     Entry,
     FetchResult,
+    FetchState,
     NotModified,
     ParsedFeed,
     SourceConfig,
@@ -54,6 +55,7 @@ class UpdateOutcome:
     new_entries: int = 0
     changed_stories: frozenset[int] = field(default_factory=frozenset)
     error: str | None = None
+    host_wait_until: datetime | None = None  # the host asked every client to wait (429/503)
 
 
 def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
@@ -62,24 +64,26 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
     """``all_sources``: every configured source, to name the outlets of merged stories."""
     state = store.fetch_state(source.id)
     floor = min(pacing.FLOOR, source.interval)
+    url = fetch_url(source, state)
     try:
-        result = fetch(source.url, state, settings, session)
+        result = fetch(url, state, settings, session)
+        redirect = _follow_redirect(source, state, result.permanent_url)
         if isinstance(result, NotModified):
             store.record_not_modified(
                 source.id, etag=result.etag, last_modified=result.last_modified,
-                status=200 if result.body_unchanged else 304, now=now,
+                status=200 if result.body_unchanged else 304, now=now, redirect=redirect,
                 next_fetch_at=pacing.next_fetch_after_success(
                     now, source.interval, headers=result.headers, floor=floor))
             log.info("source %s: not modified", source.id)
             return UpdateOutcome(source.id, "not_modified")
         feed = parse_feed(result.content, result.url, result.content_type)
         outcome = _store_entries(source, result, feed, store, all_sources, dedupe_config, now,
-                                 floor)
+                                 floor, redirect)
     except SourceError as e:
-        return _record_failure(source, store, state.error_count + 1, e, now, floor)
+        return _record_failure(source, url, store, state.error_count + 1, e, now, floor)
     except Exception as e:  # a bug: never silent, never fatal to the other sources
         log.exception("source %s: internal error", source.id)
-        return _record_failure(source, store, state.error_count + 1, e, now, floor)
+        return _record_failure(source, url, store, state.error_count + 1, e, now, floor)
     if feed.warning:
         log.warning("source %s: %s", source.id, feed.warning)
     log.info("source %s: %d entries, %d new, %d stories changed", source.id,
@@ -89,7 +93,8 @@ def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings
 
 def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, store: Store,
                    all_sources: Iterable[SourceConfig], dedupe_config: DedupeConfig,
-                   now: datetime, floor: timedelta) -> UpdateOutcome:
+                   now: datetime, floor: timedelta,
+                   redirect: RedirectUpdate | None) -> UpdateOutcome:
     entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
     with store.transaction(now) as tx:
         new_entries, touched = apply_entries(tx, entries, dedupe_config)
@@ -100,14 +105,11 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
             content_hash=body_hash(result.content), status=result.status,
-            permanent_url=result.permanent_url, site_url=feed.link, site_title=feed.title,
+            redirect=redirect, site_url=feed.link, site_title=feed.title,
             warning=feed.warning,
             next_fetch_at=pacing.next_fetch_after_success(
                 now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
                 floor=floor))
-    if result.permanent_url:
-        log.warning("source %s: permanently redirected to %s; update the config's url",
-                    source.id, result.permanent_url)
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
 
 
@@ -161,8 +163,28 @@ def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> So
     return SourceInfo(source.id, source.title or feed.title, site_url, source.priority)
 
 
-def _record_failure(source: SourceConfig, store: Store, error_count: int, error: Exception,
-                    now: datetime, floor: timedelta) -> UpdateOutcome:
+def fetch_url(source: SourceConfig, state: FetchState) -> str:
+    """The URL to fetch: where a confirmed permanent redirect points, else the config's."""
+    return state.permanent_url or source.url
+
+
+def _follow_redirect(source: SourceConfig, state: FetchState,
+                     seen: str | None) -> RedirectUpdate:
+    target, count, confirmed = pacing.follow_redirect(
+        state.redirect_target, state.redirect_count, seen)
+    if confirmed:
+        log.warning("source %s: moved permanently to %s (seen on %d fetches in a row); "
+                    "fetching the new URL from now on. Update the url in the config: it stays "
+                    "the source of truth, and changing it starts over from the new URL.",
+                    source.id, target, count)
+    elif seen is not None:
+        log.info("source %s: permanent redirect to %s (%d of %d before it takes effect)",
+                 source.id, seen, count, pacing.REDIRECT_CONFIRMATIONS)
+    return RedirectUpdate(target, count, target if confirmed else None)
+
+
+def _record_failure(source: SourceConfig, url: str, store: Store, error_count: int,
+                    error: Exception, now: datetime, floor: timedelta) -> UpdateOutcome:
     message = str(error) if isinstance(error, SourceError) else (
         f"internal error ({type(error).__name__}: {error}); please report it")
     status = getattr(error, "status", None)
@@ -176,5 +198,13 @@ def _record_failure(source: SourceConfig, store: Store, error_count: int, error:
                          now=now)
     log.warning("source %s: %s (error %d in a row; next try %s)", source.id, message,
                 error_count, next_at.isoformat(timespec="seconds"))
-    return UpdateOutcome(source.id, "failed", error=message)
+    host_wait_until = None
+    retry_after = getattr(error, "retry_after", None)
+    if status in (429, 503) and retry_after:
+        # Retry-After speaks for the server, not just this feed: every source on the host waits.
+        host_wait_until = now + timedelta(seconds=retry_after)
+        deferred = store.defer_host(source_host(url), host_wait_until)
+        log.warning("host %s asked us to wait %ds (HTTP %d); %d sources deferred",
+                    source_host(url), retry_after, status, deferred)
+    return UpdateOutcome(source.id, "failed", error=message, host_wait_until=host_wait_until)
 

@@ -1,5 +1,5 @@
 """Persistence: schema, migrations and queries (SQLAlchemy Core; SQLite or PostgreSQL)."""
 
-from .database import SourceStatus, Store, UpdateTransaction
+from .database import RedirectUpdate, SourceStatus, Store, UpdateTransaction, source_host
 
-__all__ = ["SourceStatus", "Store", "UpdateTransaction"]
+__all__ = ["RedirectUpdate", "SourceStatus", "Store", "UpdateTransaction", "source_host"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -38,6 +39,33 @@ from ..types import (
 )
 from . import schema
 from .schema import entries, entry_bands, rendered, sources, stories, story_outlets
+
+
+@dataclass(frozen=True)
+class RedirectUpdate:
+    """The permanent-redirect bookkeeping after a fetch (see ingest/pacing.follow_redirect)."""
+
+    target: str | None
+    count: int
+    permanent_url: str | None  # set when the move is confirmed by this fetch
+
+
+def _redirect_values(redirect: RedirectUpdate | None) -> dict[str, Any]:
+    if redirect is None:
+        return {}
+    values: dict[str, Any] = {"redirect_target": redirect.target,
+                              "redirect_count": redirect.count}
+    if redirect.permanent_url:
+        values["permanent_url"] = redirect.permanent_url
+    return values
+
+
+def source_host(url: str) -> str:
+    """The host of an http(s) source URL, lower case; "" for local files."""
+    if not url.startswith(("http://", "https://")):
+        return ""
+    return (urlsplit(url).hostname or "")[:255]
+
 
 _UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
 
@@ -124,11 +152,12 @@ class Store:
             for config in configs:
                 if config.id not in known:
                     conn.execute(sources.insert().values(
-                        id=config.id, url=config.url, next_fetch_at=now, error_count=0,
-                        entry_count=0))
+                        id=config.id, url=config.url, host=source_host(config.url),
+                        next_fetch_at=now, error_count=0, entry_count=0, redirect_count=0))
                 elif known[config.id] != config.url:
                     conn.execute(sources.update().where(sources.c.id == config.id).values(
-                        url=config.url, permanent_url=None, etag=None, last_modified=None,
+                        url=config.url, host=source_host(config.url), permanent_url=None,
+                        redirect_target=None, redirect_count=0, etag=None, last_modified=None,
                         content_hash=None, next_fetch_at=now, error_count=0, last_error=None))
 
     def fetch_state(self, source_id: str) -> FetchState:
@@ -141,6 +170,8 @@ class Store:
             content_hash=row.content_hash, next_fetch_at=row.next_fetch_at,
             error_count=row.error_count, last_error=row.last_error, last_status=row.last_status,
             last_fetched_at=row.last_fetched_at, last_success_at=row.last_success_at,
+            redirect_target=row.redirect_target, redirect_count=row.redirect_count,
+            permanent_url=row.permanent_url,
         )
 
     def due_sources(self, source_ids: Iterable[str], now: datetime) -> list[str]:
@@ -154,12 +185,12 @@ class Store:
 
     def record_not_modified(self, source_id: str, *, etag: str | None,
                             last_modified: str | None, status: int, next_fetch_at: datetime,
-                            now: datetime) -> None:
+                            now: datetime, redirect: RedirectUpdate | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(sources.update().where(sources.c.id == source_id).values(
                 etag=etag, last_modified=last_modified, last_status=status,
                 next_fetch_at=next_fetch_at, last_fetched_at=now, last_success_at=now,
-                error_count=0, last_error=None))
+                error_count=0, last_error=None, **_redirect_values(redirect)))
 
     def record_failure(self, source_id: str, *, message: str, status: int | None,
                        next_fetch_at: datetime, now: datetime) -> None:
@@ -167,6 +198,18 @@ class Store:
             conn.execute(sources.update().where(sources.c.id == source_id).values(
                 last_error=message, last_status=status, next_fetch_at=next_fetch_at,
                 last_fetched_at=now, error_count=sources.c.error_count + 1))
+
+    def defer_host(self, host: str, until: datetime) -> int:
+        """Push every source of ``host`` due before ``until`` to ``until`` (the host asked us
+        to wait, RFC 9110 §10.2.3); return how many were deferred."""
+        if not host:
+            return 0
+        with self.engine.begin() as conn:
+            result = conn.execute(sources.update().where(
+                sources.c.host == host,
+                sa.or_(sources.c.next_fetch_at.is_(None), sources.c.next_fetch_at < until),
+            ).values(next_fetch_at=until))
+            return int(result.rowcount)
 
     def source_statuses(self) -> list[SourceStatus]:
         with self.engine.connect() as conn:
@@ -401,7 +444,7 @@ class UpdateTransaction:
                 for s in update.sources])
 
     def record_success(self, source_id: str, *, etag: str | None, last_modified: str | None,
-                       content_hash: str, status: int, permanent_url: str | None,
+                       content_hash: str, status: int, redirect: RedirectUpdate | None,
                        site_url: str | None, site_title: str | None, warning: str | None,
                        next_fetch_at: datetime) -> None:
         count = self.conn.execute(sa.select(sa.func.count()).select_from(entries)
@@ -410,9 +453,7 @@ class UpdateTransaction:
             etag=etag, last_modified=last_modified, content_hash=content_hash,
             last_status=status, site_url=site_url, site_title=site_title, warning=warning,
             next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
-            error_count=0, last_error=None, entry_count=count)
-        if permanent_url:
-            values["permanent_url"] = permanent_url
+            error_count=0, last_error=None, entry_count=count, **_redirect_values(redirect))
         self.conn.execute(sources.update().where(sources.c.id == source_id).values(**values))
 
 

@@ -47,7 +47,12 @@ sources = sa.Table(
     "sources", metadata,
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("url", sa.Text, nullable=False),  # as configured when last fetched
-    sa.Column("permanent_url", sa.Text),  # where a permanent redirect pointed
+    sa.Column("host", sa.String(255), nullable=False),  # of url: politeness is per host
+    # A 301/308 target seen on consecutive fetches; after enough of them it becomes
+    # permanent_url, which is then fetched instead of url (see ingest/pacing.py).
+    sa.Column("redirect_target", sa.Text),
+    sa.Column("redirect_count", sa.Integer, nullable=False, default=0),
+    sa.Column("permanent_url", sa.Text),
     sa.Column("site_url", sa.Text),  # the feed's own home page link
     sa.Column("site_title", sa.Text),  # the feed's own title
     sa.Column("etag", sa.Text),
@@ -61,6 +66,7 @@ sources = sa.Table(
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("warning", sa.Text),  # a recoverable parse problem from the last fetch
     sa.Column("entry_count", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_sources_host", "host"),
 )
 
 stories = sa.Table(
