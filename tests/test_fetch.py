@@ -298,6 +298,24 @@ def trickle(loopback: LoopbackServer):
     return handler
 
 
+def trickle_until_close(loopback: LoopbackServer):
+    """No Content-Length: the body ends when the connection does (http.client then keeps the
+    socket on the response, not on the connection)."""
+
+    def handler(h: LoopbackHandler) -> None:
+        h.send_response_only(200)
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        for _ in range(50):
+            if loopback.closing.wait(0.1):
+                return
+            h.wfile.write(b"x")
+            h.wfile.flush()
+
+    return handler
+
+
 def silent_after_headers(loopback: LoopbackServer):
     def handler(h: LoopbackHandler) -> None:
         h.send_response_only(200)
@@ -314,7 +332,8 @@ def silent_before_headers(loopback: LoopbackServer):
 
 @pytest.mark.parametrize(
     ("make_handler", "read_timeout"),
-    [(trickle, 1.5), (silent_after_headers, 1.0), (silent_before_headers, 1.0)],
+    [(trickle, 1.5), (trickle_until_close, 1.5), (silent_after_headers, 1.0),
+     (silent_before_headers, 1.0)],
 )
 def test_whole_response_must_arrive_within_read_timeout(
     loopback, session, make_handler, read_timeout

@@ -205,6 +205,12 @@ class _Deadline:
 def _socket_of(response: requests.Response) -> socket.socket | None:
     connection = getattr(response.raw, "connection", None)  # urllib3's HTTPResponse.connection
     sock = getattr(connection, "sock", None)
+    if not isinstance(sock, socket.socket):
+        # A response that ends with the connection (no Content-Length, "Connection: close"):
+        # http.client hands the socket over to the response and forgets it on the connection,
+        # so it is only reachable through the response's file object.
+        file = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(file, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
 
 

@@ -61,10 +61,17 @@ def _redirect_values(redirect: RedirectUpdate | None) -> dict[str, Any]:
 
 
 def source_host(url: str) -> str:
-    """The host of an http(s) source URL, lower case; "" for local files."""
+    """The server a source lives on, for politeness: host, and port when one is given
+    (two ports are two servers); lower case; "" for local files."""
     if not url.startswith(("http://", "https://")):
         return ""
-    return (urlsplit(url).hostname or "")[:255]
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or ""
+    return (f"{host}:{port}" if port else host)[:255]
 
 
 _UPDATE_LOCK = 0x73796E64  # "synd": the advisory lock key of source updates on PostgreSQL
