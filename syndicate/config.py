@@ -51,6 +51,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from syndicate import __version__
 from syndicate.errors import ConfigError, ConfigProblem
+from syndicate.languages import normalize_language
 from syndicate.types import Config, DedupeConfig, FeedConfig, ServiceConfig, SourceConfig
 
 __all__ = [
@@ -107,7 +108,6 @@ MAX_FEED_LIMIT = 1000
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 # RFC 5646 §2.1 in the shape feeds use: a 2–3 letter primary language, then subtags.
-LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 # RFC 1123 §2.1 host names: letters, digits and inner hyphens, labels of at most 63.
 HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")  # RFC 3986 §3.1
@@ -315,22 +315,15 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def _parse_language(text: str) -> str:
     """A language tag like ``en`` or ``de-DE``, in the case RFC 5646 §2.1.1 recommends."""
-    if not LANGUAGE_PATTERN.fullmatch(text):
+    language = normalize_language(text) if "_" not in text else None
+    if language is None:
         hint = " (with '-', not '_')" if "_" in text else ""
         raise ValueError(
             f"invalid language {text!r}: expected a language tag such as en or de-DE{hint}"
         )
-    primary, *subtags = text.split("-")
-    cased = [primary.lower()]
-    for subtag in subtags:
-        if len(subtag) == 2 and subtag.isalpha():
-            cased.append(subtag.upper())  # region: DE
-        elif len(subtag) == 4 and subtag.isalpha():
-            cased.append(subtag.title())  # script: Latn
-        else:
-            cased.append(subtag.lower())
-    return "-".join(cased)
-
+    if language != text and language.lower() != text.lower():
+        raise ValueError(f"invalid language {text!r}: did you mean {language!r}?")
+    return language
 
 def _parse_id(text: str) -> str:
     if not ID_PATTERN.fullmatch(text):

@@ -718,3 +718,12 @@ def test_feed_outlet_problems(tmp_path: Path, snippet: str, key: str, fragment: 
     (problem,) = caught.value.problems
     assert (problem.line, problem.key) == (6, key)
     assert fragment in problem.message
+
+
+def test_a_country_code_for_a_language_gets_a_suggestion(tmp_path: Path) -> None:
+    text = "sources:\n  - id: a\n    url: https://a.example/feed\n    language: jp\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "c.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (4, "sources[0].language")
+    assert "did you mean 'ja'?" in problem.message

@@ -689,7 +689,8 @@ def test_normalize_entry_enclosures_filtered() -> None:
         Enclosure("https://cdn.example.com/c.ogg", None, None),
     )
     assert len(entry.enclosures) == 10
-    assert entry.enclosures[3] == Enclosure("https://cdn.example.com/0.jpg", "image/jpeg", 0)
+    # length 0 is what feeds write when they do not know it
+    assert entry.enclosures[3] == Enclosure("https://cdn.example.com/0.jpg", "image/jpeg", None)
 
 
 def test_normalize_entry_authors_and_categories_limited() -> None:
@@ -765,3 +766,13 @@ def test_outlets_without_a_host_are_kept_apart_by_name() -> None:
     entry = normalize_entry(parsed, _feed(), _source(), None, NOW)
     assert [(r.host, r.name) for r in entry.cited] == [
         ("", "dpa"), ("", "AFP"), ("www.npr.org", "www.npr.org")]
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (datetime(1970, 1, 1, tzinfo=UTC), NOW),  # a broken date is no date: first seen
+    (datetime(1995, 5, 1, tzinfo=UTC), datetime(1995, 5, 1, tzinfo=UTC)),
+])
+def test_implausibly_old_dates_count_as_missing(given: datetime, expected: datetime) -> None:
+    parsed = ParsedEntry(guid="g", link=None, title="t", summary_html=None, content_html=None,
+                         published=given, updated=None)
+    assert normalize_entry(parsed, _feed(), _source(), None, NOW).published == expected

@@ -934,11 +934,27 @@ def _heading_before(scan: _Scan, first_line: int) -> int | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _could_cite(labels: tuple[str, ...]) -> re.Pattern[str]:
+    """A quick test for anything a block or footer needs: a source or place label (built-in
+    or the operator's) or a footer phrase. No match means nothing can be found."""
+    # Each label's longest word stands for it: punctuation in a label ("D'après:") may be
+    # written differently in the markup (&#x27;, a space before the colon).
+    words = {max(re.findall(r"\w+", label), key=len, default="")
+             for label in (*SOURCE_LABELS, *PLACE_LABELS, *labels)} - {""}
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)|besuchen\s+sie|visit\s+us"
+                      r"|visitez|vis[ií]tanos|visitateci", re.IGNORECASE)
+
+
 def extract_citations(
     html: str, *, labels: tuple[str, ...] = (), strip_patterns: tuple[str, ...] = ()
 ) -> Citations:
     """The cited outlets and place of an article, and its content without them."""
     if not html or not html.strip():
+        return Citations(body_html=html, place=None, refs=())
+    if not strip_patterns and not _could_cite(tuple(labels)).search(html):
+        # Most articles name no source or place label and have no footer: skip the parse.
         return Citations(body_html=html, place=None, refs=())
     root = _parse(html)
     if root is None:

@@ -37,6 +37,7 @@ from lxml import html as lxml_html
 
 from syndicate.ingest import similarity
 from syndicate.ingest.citations import extract_citations, source_ref_from_url
+from syndicate.languages import normalize_language
 from syndicate.types import (
     Enclosure,
     Entry,
@@ -410,35 +411,18 @@ MAX_ENCLOSURES = 10
 FUTURE_TOLERANCE = timedelta(days=1)
 
 # BCP 47 (RFC 5646 §2.1), the parts feeds use: a 2–3 letter language, then subtags.
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
-
-
-def normalize_language(tag: str | None) -> str | None:
-    """``de-de`` → ``de-DE``, ``EN_us`` → ``en-US``, ``zh-hant-tw`` → ``zh-Hant-TW``;
-    None when ``tag`` does not look like a language tag."""
-    if not tag:
-        return None
-    tag = tag.strip()
-    if not _LANGUAGE_TAG.match(tag):
-        return None
-    primary, *subtags = re.split(r"[-_]", tag)
-    # RFC 5646 §2.1.1 case conventions: region upper, script title case, the rest lower.
-    cased = [primary.lower()]
-    for subtag in subtags:
-        if len(subtag) == 2 and subtag.isalpha():
-            cased.append(subtag.upper())
-        elif len(subtag) == 4 and subtag.isalpha():
-            cased.append(subtag.title())
-        else:
-            cased.append(subtag.lower())
-    return "-".join(cased)
-
-
 def _utc(moment: datetime) -> datetime:
     """Aware UTC; a naive datetime is taken to be UTC already (feedparser's convention)."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)  # before the web: a broken date (often 1970)
+
+
+def _plausible(moment: datetime | None) -> datetime | None:
+    return moment if moment is not None and _utc(moment) >= EARLIEST_DATE else None
 
 
 def _not_in_future(moment: datetime, now: datetime) -> datetime:
@@ -449,9 +433,10 @@ def _entry_dates(parsed: ParsedEntry, now: datetime) -> tuple[datetime, datetime
     """(published, updated): the feed's dates, else first-seen time; never far in the
     future; updated never before published."""
     now = _utc(now)
-    given_published = parsed.published or parsed.updated
+    given_updated = _plausible(parsed.updated)
+    given_published = _plausible(parsed.published) or given_updated
     published = _not_in_future(_utc(given_published), now) if given_published else now
-    updated = _not_in_future(_utc(parsed.updated), now) if parsed.updated else published
+    updated = _not_in_future(_utc(given_updated), now) if given_updated else published
     return published, max(published, updated)
 
 
@@ -480,7 +465,7 @@ def _enclosures(enclosures: Iterable[Enclosure], base_url: str | None) -> tuple[
         seen.add(url)
         media_type = (enclosure.type or "").strip().lower() or None
         length = enclosure.length
-        if length is not None and length < 0:
+        if length is not None and length <= 0:  # 0 is what feeds write when they do not know
             length = None
         kept.append(Enclosure(url=url, type=media_type, length=length))
         if len(kept) == MAX_ENCLOSURES:
@@ -573,8 +558,9 @@ def _fingerprints(title: str, summary_html: str, body_html: str, text: str) -> d
     the full article. The lead signature matches those; the body signature matches copies
     whose summaries were rewritten."""
     lead = html_to_text(summary_html) if summary_html and summary_html != body_html else text
+    body_signature = similarity.signature(text)
     return {
-        "lead_signature": similarity.signature(lead),
-        "body_signature": similarity.signature(text),
+        "lead_signature": body_signature if lead == text else similarity.signature(lead),
+        "body_signature": body_signature,
         "numbers": similarity.numbers(" ".join((title, lead, text))),
     }

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 import requests
 
 from ..errors import GoneError, SourceError
+from ..languages import primary_language
 from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
-from ..store.database import primary_language
 from ..types import (
     DedupeConfig,
     Entry,

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
+from ..languages import primary_language
 from ..types import (
     Enclosure,
     Entry,
@@ -38,7 +39,7 @@ from ..types import (
     outlet_key,
 )
 from . import schema
-from .schema import entries, entry_bands, rendered, sources, stories, story_outlets
+from .schema import band_bucket, entries, entry_bands, rendered, sources, stories, story_outlets
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB of page cache (the default is 2 MiB): the hot part of the indexes, this week's
+    # near-duplicate bands above all, stays in memory.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
     # Let SQLAlchemy, not the sqlite3 module, say when transactions begin (see _sqlite_begin).
     dbapi_connection.isolation_level = None
@@ -333,7 +337,8 @@ _CANDIDATES = (
               entries.c.body_signature, entries.c.numbers)
     .where(entries.c.id.in_(
         sa.select(entry_bands.c.entry_id)
-        .where(entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
+        .where(entry_bands.c.bucket.in_(sa.bindparam("buckets", expanding=True)),
+               entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
                entry_bands.c.published.between(sa.bindparam("since"), sa.bindparam("until")),
                entry_bands.c.language == sa.bindparam("language"))
         .distinct()))
@@ -399,8 +404,10 @@ class UpdateTransaction:
         the same primary language; the most recent ``limit`` of them."""
         if not band_keys:
             return []
+        since, until = published - window, published + window
         rows = self.conn.execute(_CANDIDATES, {
-            "keys": list(band_keys), "since": published - window, "until": published + window,
+            "buckets": list(range(band_bucket(since), band_bucket(until) + 1)),
+            "keys": list(band_keys), "since": since, "until": until,
             "language": language, "limit": limit})
         return [SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
                                  tuple(r.numbers)) for r in rows]
@@ -426,9 +433,10 @@ class UpdateTransaction:
     def _index_bands(self, entry_id: int, entry: Entry, band_keys: Sequence[int]) -> None:
         if band_keys:
             language = primary_language(entry.language)
+            bucket = band_bucket(entry.published)
             self.conn.execute(_INSERT_BANDS, [
-                {"band_key": key, "published": entry.published, "language": language,
-                 "entry_id": entry_id} for key in band_keys])
+                {"bucket": bucket, "band_key": key, "published": entry.published,
+                 "language": language, "entry_id": entry_id} for key in band_keys])
 
     def members(self, story_id: int) -> list[StoredMember]:
         rows = self.conn.execute(
@@ -465,11 +473,6 @@ class UpdateTransaction:
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
-
-
-def primary_language(tag: str | None) -> str:
-    """``de-DE`` → ``de``; unknown → "" (entries without a language compare among themselves)."""
-    return (tag or "").split("-")[0].lower()[:8]
 
 
 def _entry_values(entry: Entry) -> dict[str, Any]:
