@@ -331,9 +331,13 @@ def bench_syndicate(workdir: Path, urls: list[str], items: int) -> list[Row]:
 
 
 def write_syndicate_config(workdir: Path, urls: list[str]) -> Path:
+    # The corpus stands for 1,000 independent sites that nginx happens to serve from one
+    # address; the per-host politeness limit is for real shared hosts, so here it is lifted to
+    # the worker count (reader has no such limit at all).
     config: dict[str, Any] = {
         "service": {"data_dir": str(workdir / "data"),
-                    "database": f"sqlite:///{workdir / 'syndicate.db'}"},
+                    "database": f"sqlite:///{workdir / 'syndicate.db'}",
+                    "fetch_per_host": 8},
         "sources": [{"id": Path(url).stem, "url": url} for url in urls],
         "feeds": [{"id": "all", "title": "Every story"},
                   {"id": "german", "title": "German stories", "languages": ["de"]},
@@ -345,15 +349,12 @@ def write_syndicate_config(workdir: Path, urls: list[str]) -> Path:
 
 
 def describe_fetch_settings(config: Path) -> str:
-    """The fetch limits in force (the defaults, as the config sets none), as syndicate reads
-    them; all the corpus is on one host, so the per-host limit bounds the concurrency."""
+    """The fetch limits in force, as syndicate reads them."""
     from syndicate.config import load_config
 
     service = load_config(config).service
-    per_host = getattr(service, "fetch_per_host", None)
-    return (f"fetch_workers {service.fetch_workers} (default)"
-            + (f", fetch_per_host {per_host} (default; every feed is on 127.0.0.1)"
-               if per_host is not None else ""))
+    return (f"fetch_workers {service.fetch_workers} (default), fetch_per_host "
+            f"{service.fetch_per_host} (the corpus's 1,000 sites share one address)")
 
 
 def fetch_summary(run: Run) -> dict[str, int]:
