@@ -116,7 +116,7 @@ def _fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
         bar.close()
     # Every feed is rendered: the config's feed definitions may have changed since the last
     # run. Unchanged feeds render to the same bytes and keep their ETag.
-    changed_feeds = ingestor.publish([], everything=True)
+    changed_feeds = ingestor.publish()
     _print_fetch_summary(outcomes, changed_feeds)
     return 0
 
@@ -174,7 +174,11 @@ def _run(config: Config, store: Store, args: argparse.Namespace) -> int:
     holder: dict[str, Scheduler] = {}
 
     def start_scheduler(app: Any) -> None:
-        scheduler = Scheduler(config, store, on_publish=lambda _: app.cache.refresh())
+        def use_config(new: Config) -> None:
+            app.config = new  # the index and status pages follow the reloaded config
+
+        scheduler = Scheduler(config, store, on_publish=lambda _: app.cache.refresh(),
+                              on_reload=use_config)
         scheduler.start()
         holder["scheduler"] = scheduler
 

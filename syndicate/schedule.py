@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .ingest.fetch import FetchSettings, new_session
 from .ingest.hosts import HostGate, interleave_by_host
 from .ingest.pipeline import UpdateOutcome, update_source
-from .publish import feeds_of_sources, publish_feeds
+from .publish import publish_feeds
 from .store import Store, source_host
 from .types import Config
 
@@ -46,6 +46,7 @@ class Ingestor:
         self.config = config
         self.store = store
         self.gate = HostGate(config.service.fetch_per_host)
+        self._publishing = threading.Lock()  # the tick and a config reload may both publish
         self._local = threading.local()  # one requests.Session per worker thread
 
     def _session(self) -> requests.Session:
@@ -90,13 +91,15 @@ class Ingestor:
                     progress(outcome)
         return outcomes
 
-    def publish(self, changed_sources: Iterable[str], everything: bool = False) -> list[str]:
-        """Render the feeds of changed sources, and any feed never rendered before."""
-        rendered = {feed_id for feed_id, _ in self.store.rendered_etags()}
-        feeds = self.config.feeds if everything else [
-            f for f in self.config.feeds
-            if f.id not in rendered or f in feeds_of_sources(self.config, changed_sources)]
-        return publish_feeds(self.store, self.config, feeds, datetime.now(UTC))
+    def publish(self) -> list[str]:
+        """Render every configured feed and forget feeds no longer configured. Every feed,
+        because a story that changed may be in any of them (another source joining a story
+        changes its source list in every feed that shows it); a rendering whose bytes did not
+        change is not stored again and keeps its ETag."""
+        config = self.config
+        with self._publishing:
+            self.store.drop_rendered_except(f.id for f in config.feeds)
+            return publish_feeds(self.store, config, config.feeds, datetime.now(UTC))
 
 
 class Scheduler:
@@ -106,10 +109,12 @@ class Scheduler:
     CONFIG_CHECK_SECONDS = 3.0
 
     def __init__(self, config: Config, store: Store,
-                 on_publish: Callable[[list[str]], None] | None = None) -> None:
+                 on_publish: Callable[[list[str]], None] | None = None,
+                 on_reload: Callable[[Config], None] | None = None) -> None:
         self.ingestor = Ingestor(config, store)
         self.store = store
         self.on_publish = on_publish
+        self.on_reload = on_reload
         self._pool = ThreadPoolExecutor(config.service.fetch_workers, thread_name_prefix="fetch")
         self._running: dict[str, Future[UpdateOutcome]] = {}
         self._finished: set[str] = set()
@@ -123,7 +128,7 @@ class Scheduler:
 
     def start(self) -> None:
         self.store.sync_sources(self.config.sources, datetime.now(UTC))
-        self._publish(everything=True)
+        self._publish()
         self._scheduler.add_job(self.tick, "interval", seconds=self.TICK_SECONDS,
                                 id="tick", max_instances=1, coalesce=True,
                                 next_run_time=datetime.now(UTC))
@@ -159,7 +164,12 @@ class Scheduler:
         with self._lock:
             finished, self._finished = self._finished, set()
         if finished:
-            self._publish(changed=finished)
+            try:
+                self._publish()
+            except Exception:
+                with self._lock:  # publish again on the next tick rather than lose the change
+                    self._finished |= finished
+                raise
 
     def _done(self, source_id: str, future: Future[UpdateOutcome]) -> None:
         with self._lock:
@@ -170,8 +180,8 @@ class Scheduler:
         if not future.cancelled() and future.exception() is not None:
             log.error("source %s: update crashed", source_id, exc_info=future.exception())
 
-    def _publish(self, changed: Iterable[str] = (), everything: bool = False) -> None:
-        changed_feeds = self.ingestor.publish(changed, everything=everything)
+    def _publish(self) -> None:
+        changed_feeds = self.ingestor.publish()
         if changed_feeds and self.on_publish:
             self.on_publish(changed_feeds)
 
@@ -190,8 +200,10 @@ class Scheduler:
             log.warning("config reloaded, but changes under service: take effect at restart")
         self.store.sync_sources(config.sources, datetime.now(UTC))
         self.ingestor.config = config
+        if self.on_reload:
+            self.on_reload(config)
         log.info("config reloaded: %d sources, %d feeds", len(config.sources), len(config.feeds))
-        self._publish(everything=True)
+        self._publish()
         return True
 
 

@@ -51,7 +51,7 @@ def run(config: Config, store: Store, ids: list[str] | None = None) -> dict[str,
     store.sync_sources(config.sources, datetime.now(UTC))
     ingestor = Ingestor(config, store)
     outcomes = ingestor.update(ids or [s.id for s in config.sources])
-    ingestor.publish([], everything=True)
+    ingestor.publish()
     return {o.source_id: o.status for o in outcomes}
 
 
@@ -296,3 +296,33 @@ def test_at_most_fetch_per_host_requests_at_once(tmp_path: Path, loopback: Loopb
     config = make_config(tmp_path, loopback, paths, workers=8)
     assert set(run(config, store).values()) == {"updated"}
     assert counts["peak"] == 2  # service.fetch_per_host defaults to 2
+
+
+def test_a_feed_follows_its_stories_when_another_source_joins(
+        tmp_path: Path, loopback: LoopbackServer, store: Store) -> None:
+    loopback.add_feed("/a.xml", rss(("a1", "Storm", "https://news.example/storm"),
+                                    link="https://a.example/"))
+    loopback.add_feed("/b.xml", rss(("b1", "Storm!", "https://news.example/storm"),
+                                    link="https://b.example/"))
+    text = (f"service:\n  database: sqlite:///{tmp_path}/store.db\n"
+            f"sources:\n  - id: a\n    url: {loopback.url('/a.xml')}\n"
+            f"  - id: b\n    url: {loopback.url('/b.xml')}\n"
+            f"feeds:\n  - id: only-a\n    sources: [a]\n")
+    config = parse_config(text, tmp_path / "c.yaml")
+    run(config, store, ["a"])
+    run(config, store, ["b"])  # b's copy joins a's story: only-a must show the new outlet
+    rendered = store.rendered_feed("only-a", "json")
+    assert rendered is not None and b"b.example" in rendered.body
+
+
+def test_renderings_of_removed_feeds_are_dropped(tmp_path: Path, loopback: LoopbackServer,
+                                                 store: Store) -> None:
+    loopback.add_feed("/a.xml", rss(("a1", "A", "https://site.example/a")))
+    config = make_config(tmp_path, loopback, ["/a.xml"])
+    run(config, store)
+    assert store.rendered_feed("all", "rss") is not None
+    without = parse_config(
+        f"service:\n  database: sqlite:///{tmp_path}/store.db\n"
+        f"sources:\n  - id: s0\n    url: {loopback.url('/a.xml')}\n", tmp_path / "c.yaml")
+    Ingestor(without, store).publish()
+    assert store.rendered_feed("all", "rss") is None

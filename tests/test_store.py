@@ -172,3 +172,34 @@ def test_select_by_outlet_and_role(store: Store) -> None:
     assert titles(outlets=["b.example"], outlet_role="carried") == ["Title carried-by-b"]
     assert titles(outlets=["a.example", "b.example"]) == [
         "Title carried-by-b", "Title cites-npr", "Title plain"]
+
+
+def test_concurrent_writers_wait_for_each_other(store: Store) -> None:
+    """Read-then-write transactions take the write lock up front: none fails because another
+    writer committed in between (SQLite under WAL would raise SQLITE_BUSY at once)."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            for i in range(60):
+                store.save_rendered(rendered_feed("news", "rss", b"<rss>%d</rss>" % i, T0))
+        except BaseException as e:  # noqa: BLE001 (collected for the assertion below)
+            errors.append(e)
+
+    def ingest() -> None:
+        try:
+            for i in range(30):
+                add_story(store, (make_entry("a", f"g{i}"), "new"))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=publish), threading.Thread(target=publish),
+               threading.Thread(target=ingest)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.story_count() == 30

@@ -31,11 +31,6 @@ def select_stories(store: Store, config: Config, feed: FeedConfig) -> list[Story
                                 outlet_role=feed.outlet_role, limit=feed.limit)
 
 
-def feeds_of_sources(config: Config, source_ids: Iterable[str]) -> list[FeedConfig]:
-    changed = set(source_ids)
-    return [f for f in config.feeds if config.feed_source_ids(f) & changed]
-
-
 def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
                   now: datetime) -> list[str]:
     """Render the given feeds in every format; return the ids of those whose bytes changed."""

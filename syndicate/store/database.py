@@ -152,12 +152,21 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction that writes: it takes SQLite's write lock up front (see _sqlite_begin),
+        so a read-then-write never fails when another writer committed in between."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                yield conn
+
     # --- sources and fetch state ---------------------------------------------------------------
 
     def sync_sources(self, configs: Sequence[SourceConfig], now: datetime) -> None:
         """Make the stored sources match the config: new ones are due now; a changed URL
         forgets the old URL's validators and redirect (the config is the source of truth)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             rows = conn.execute(sa.select(sources.c.id, sources.c.url))
             known = {row.id: row.url for row in rows}
             for config in configs:
@@ -197,7 +206,7 @@ class Store:
     def record_not_modified(self, source_id: str, *, etag: str | None,
                             last_modified: str | None, status: int, next_fetch_at: datetime,
                             now: datetime, redirect: RedirectUpdate | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sources.update().where(sources.c.id == source_id).values(
                 etag=etag, last_modified=last_modified, last_status=status,
                 next_fetch_at=next_fetch_at, last_fetched_at=now, last_success_at=now,
@@ -205,7 +214,7 @@ class Store:
 
     def record_failure(self, source_id: str, *, message: str, status: int | None,
                        next_fetch_at: datetime, now: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sources.update().where(sources.c.id == source_id).values(
                 last_error=message, last_status=status, next_fetch_at=next_fetch_at,
                 last_fetched_at=now, error_count=sources.c.error_count + 1))
@@ -215,7 +224,7 @@ class Store:
         to wait, RFC 9110 §10.2.3); return how many were deferred."""
         if not host:
             return 0
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(sources.update().where(
                 sources.c.host == host,
                 sa.or_(sources.c.next_fetch_at.is_(None), sources.c.next_fetch_at < until),
@@ -239,13 +248,10 @@ class Store:
         """One source update. Updates are serialized so that two sources carrying the same
         new story at once cannot both create it: SQLite by its write lock, PostgreSQL by a
         transaction-scoped advisory lock shared by every worker process."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(immediate=True)
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": _UPDATE_LOCK})
-                yield UpdateTransaction(conn, now)
+        with self._writing() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPDATE_LOCK})
+            yield UpdateTransaction(conn, now)
 
     # --- reading stories -----------------------------------------------------------------------
 
@@ -298,7 +304,9 @@ class Store:
         key = (rendered.c.feed_id == feed.feed_id) & (rendered.c.format == feed.format)
         values = dict(content_type=feed.content_type, body=feed.body, gzip_body=feed.gzip_body,
                       etag=feed.etag, last_modified=feed.last_modified)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
+            if conn.dialect.name == "postgresql":  # two publishers must not both insert
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPDATE_LOCK})
             etag = conn.execute(sa.select(rendered.c.etag).where(key)).scalar()
             if etag == feed.etag:
                 return False
@@ -317,6 +325,12 @@ class Store:
             return None
         return RenderedFeed(row.feed_id, row.format, row.content_type, row.body, row.gzip_body,
                             row.etag, row.last_modified)
+
+    def drop_rendered_except(self, feed_ids: Iterable[str]) -> int:
+        """Forget renderings of feeds no longer configured, so they stop being served."""
+        with self._writing() as conn:
+            result = conn.execute(rendered.delete().where(rendered.c.feed_id.not_in(list(feed_ids))))
+            return int(result.rowcount)
 
     def rendered_etags(self) -> dict[tuple[str, str], str]:
         with self.engine.connect() as conn:
