@@ -329,7 +329,8 @@ class Store:
     def drop_rendered_except(self, feed_ids: Iterable[str]) -> int:
         """Forget renderings of feeds no longer configured, so they stop being served."""
         with self._writing() as conn:
-            result = conn.execute(rendered.delete().where(rendered.c.feed_id.not_in(list(feed_ids))))
+            stale = rendered.c.feed_id.not_in(list(feed_ids))
+            result = conn.execute(rendered.delete().where(stale))
             return int(result.rowcount)
 
     def rendered_etags(self) -> dict[tuple[str, str], str]:
