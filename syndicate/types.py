@@ -250,6 +250,7 @@ class Entry:
     lead_signature: bytes | None = None
     body_signature: bytes | None = None
     numbers: tuple[str, ...] = ()
+    dated: bool = True  # False: the feed gave no usable date, ``published`` is first-seen
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,8 @@ class ExistingEntry:
     id: int
     story_id: int
     digest: str
+    published: datetime
+    updated: datetime
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ SAME_DIGEST = dedupe.entry_digest(ENTRY)
 
 @pytest.mark.parametrize(("existing", "by_link", "by_hash", "expected"), [
     (None, None, None, (None, None, "new", True)),
-    (ExistingEntry(7, 3, SAME_DIGEST), 9, 9, (3, 7, "guid", False)),  # known and unchanged
-    (ExistingEntry(7, 3, "old digest"), None, None, (3, 7, "guid", True)),
+    (ExistingEntry(7, 3, SAME_DIGEST, T0, T0), 9, 9, (3, 7, "guid", False)),  # known and unchanged
+    (ExistingEntry(7, 3, "old digest", T0, T0), None, None, (3, 7, "guid", True)),
     (None, 4, 5, (4, None, "url", True)),  # the URL beats the hash
     (None, None, 5, (5, None, "hash", True)),
 ])
@@ -64,10 +64,10 @@ def test_source_list_is_union_in_first_appearance_order() -> None:
     ]
     sources = dedupe.merge_source_list(members, INFOS)
     assert sources == (
-        StorySource("alpha.example", "Alpha News", "https://alpha.example/", True),
+        StorySource("alpha.example", "Alpha News", "https://news.example/g1", True),
         StorySource("www.npr.org", "www.npr.org", "https://npr.org/x", False),
         # cited first by alpha, then carried by beta: one outlet, now marked carried
-        StorySource("beta.example", "beta.example", "https://www.beta.example/home", True),
+        StorySource("beta.example", "beta.example", "https://news.example/g2", True),
         StorySource("dpa.de", "dpa.de", None, False),
     )
 
@@ -98,3 +98,21 @@ def test_story_dates_span_members() -> None:
 def test_build_story_needs_members() -> None:
     with pytest.raises(ValueError):
         dedupe.build_story([], INFOS)
+
+
+@pytest.mark.parametrize(("link", "identifies"), [
+    ("https://news.example/2026/bridge", True),
+    ("https://news.example/?p=123", True),
+    ("https://news.example/", False),
+    ("https://news.example", False),
+    (None, False),
+])
+def test_link_identifies_story(link: str | None, identifies: bool) -> None:
+    assert dedupe.link_identifies_story(link) is identifies
+
+
+def test_source_list_is_bounded() -> None:
+    cited = tuple(ref(f"outlet{i}.example") for i in range(500))
+    sources = dedupe.merge_source_list([member(1, "alpha", 0, cited=cited)], INFOS)
+    assert len(sources) == dedupe.MAX_SOURCES
+    assert sources[0].carried

@@ -16,6 +16,7 @@ from lxml import etree
 
 from syndicate.cli import main
 from syndicate.config import load_config
+from syndicate.publish.render import SOURCES_NS
 from syndicate.store import Store
 from tests.loopback import LoopbackServer
 from tests.webserver import running_app
@@ -150,9 +151,13 @@ def check_atom(body: bytes) -> None:
     (entry,) = [e for e in root.findall("a:entry", ns) if any(
         link.get("rel", "alternate") == "alternate" and link.get("href") == BRIDGE_LINK
         for link in e.findall("a:link", ns))]
-    via = [link.get("href") for link in entry.findall("a:link[@rel='via']", ns)]
-    assert any("alpha.example" in href for href in via), via
-    assert any("beta.example" in href for href in via), via
+    via = [(link.get("title"), link.get("href"))
+           for link in entry.findall("a:link[@rel='via']", ns)]
+    # each carrying outlet links to its own copy; both copies live at one URL, linked once
+    assert via == [("Alpha News", BRIDGE_LINK)], via
+    outlets = entry.findall(f".//{{{SOURCES_NS}}}outlet")
+    assert [(o.get("host"), o.get("carried")) for o in outlets] == [
+        ("alpha.example", "true"), ("beta.example", "true")]
 
 
 def check_rss(body: bytes) -> None:
@@ -161,7 +166,7 @@ def check_rss(body: bytes) -> None:
     assert len(parsed.entries) == 2
     (bridge,) = bridge_entries(parsed.entries)
     content = bridge["content"][0]["value"]  # type: ignore[index]
-    assert "alpha.example" in content and "beta.example" in content  # the "Sources" footer
+    assert "Alpha News" in content and "Beta Daily" in content  # the "Sources" footer
     guids = [e["id"] for e in parsed.entries]
     assert len(set(guids)) == len(guids)
 

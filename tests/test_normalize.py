@@ -776,3 +776,12 @@ def test_implausibly_old_dates_count_as_missing(given: datetime, expected: datet
     parsed = ParsedEntry(guid="g", link=None, title="t", summary_html=None, content_html=None,
                          published=given, updated=None)
     assert normalize_entry(parsed, _feed(), _source(), None, NOW).published == expected
+
+
+def test_cited_feed_elements_are_bounded() -> None:
+    parsed = ParsedEntry(
+        guid="g", link=None, title="t", summary_html=None, content_html="<p>text</p>",
+        published=None, updated=None,
+        cited=tuple(ParsedLink(f"https://outlet{i}.example/x") for i in range(5000)))
+    entry = normalize_entry(parsed, _feed(), _source(), None, NOW)
+    assert len(entry.cited) == 50

@@ -57,7 +57,7 @@ def test_rss_fields() -> None:
         "T", "https://site.example/", "de-de", 45)
     (entry,) = feed.entries
     assert entry.guid == "g-a"
-    assert entry.link == "https://site.example/a"  # resolved against the document URL
+    assert entry.link == "/a"  # as written: normalize resolves it against the document URL
     assert entry.published == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
     assert entry.categories == ("One", "Two")
     assert entry.enclosures[0].url == "https://site.example/a.mp3"
@@ -133,3 +133,15 @@ def test_corpus_json_feeds_have_items() -> None:
         if path.name.endswith(".serde.json"):
             continue
         assert parse_feed(path.read_bytes(), "https://x.example/").entries, path
+
+
+def test_a_permalink_guid_is_kept_as_the_feed_wrote_it() -> None:
+    body = RSS.replace(b'<guid isPermaLink="false">g-a</guid>', b"<guid>12345</guid>")
+    (entry,) = parse_feed(body, "https://site.example/feed.xml").entries
+    assert entry.guid == "12345"  # not https://site.example/12345: identity must not move
+
+
+def test_deeply_nested_json_is_a_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse_feed(b'{"version": "https://jsonfeed.org/version/1.1", "items": '
+                   + b"[" * 100_000 + b"]" * 100_000 + b"}", "https://x.example/")

@@ -326,3 +326,33 @@ def test_renderings_of_removed_feeds_are_dropped(tmp_path: Path, loopback: Loopb
         f"sources:\n  - id: s0\n    url: {loopback.url('/a.xml')}\n", tmp_path / "c.yaml")
     Ingestor(without, store).publish()
     assert store.rendered_feed("all", "rss") is None
+
+
+def test_an_undated_entry_keeps_its_first_seen_date(tmp_path: Path, loopback: LoopbackServer,
+                                                    store: Store) -> None:
+    undated = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+               b"<link>https://t.example/</link><description>d</description>"
+               b"<item><guid>u</guid><title>Undated note</title>"
+               b"<link>https://t.example/u</link><description>No date here.</description></item>"
+               b"</channel></rss>")
+    loopback.add_feed("/u.xml", undated)
+    config = make_config(tmp_path, loopback, ["/u.xml"])
+    run(config, store)
+    (first,) = select_stories(store, config, config.feeds[0])
+    time.sleep(0.05)
+    loopback.set_body("/u.xml", undated.replace(b"No date here.", b"No date here, edited."))
+    run(config, store)
+    (second,) = select_stories(store, config, config.feeds[0])
+    assert second.text != first.text  # the edit was taken
+    assert second.published == first.published  # but the entry did not move to the top
+
+
+def test_items_sharing_a_home_page_link_stay_apart(tmp_path: Path, loopback: LoopbackServer,
+                                                   store: Store) -> None:
+    loopback.add_feed("/a.xml", rss(("a1", "Mayor resigns", "https://alpha.example/"),
+                                    ("a2", "Zoo gets a panda", "https://alpha.example/")))
+    loopback.add_feed("/b.xml", rss(("b1", "Section page", "https://alpha.example/live"),
+                                    ("b2", "Another update", "https://alpha.example/live")))
+    config = make_config(tmp_path, loopback, ["/a.xml", "/b.xml"], workers=1)
+    run(config, store)
+    assert len(select_stories(store, config, config.feeds[0])) == 4

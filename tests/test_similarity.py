@@ -119,3 +119,8 @@ def test_decide_uses_similarity_last() -> None:
     assert dedupe.decide(entry, None, None, None, (7, 0.91234567)).reason == "similar"
     assert dedupe.decide(entry, None, None, None, (7, 0.91234567)).score == 0.9123
     assert dedupe.decide(entry, None, 3, None, (7, 0.9)).story_id == 3
+
+
+def test_a_huge_text_is_fingerprinted_by_its_start() -> None:
+    start = " ".join(f"w{i}" for i in range(similarity.MAX_WORDS))
+    assert similarity.signature(start + " tail" * 100_000) == similarity.signature(start)

@@ -108,7 +108,9 @@ def test_stories_and_members_round_trip(store: Store) -> None:
     with store.transaction(T0) as tx:
         existing = tx.existing_entry("b", "g9")
         assert existing is not None and existing.story_id == story.id
-        assert tx.story_by_link(first.link) == story.id
+        assert tx.story_by_link(first.link, "c") == story.id
+        assert tx.story_by_link(first.link, "a") == story.id  # b's entry has it too
+        assert tx.story_by_link(first.link + "x", "c") is None
         assert tx.story_by_hash("nope") is None
 
 

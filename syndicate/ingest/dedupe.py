@@ -3,8 +3,10 @@
 Exact layer — an entry joins an existing story when, in this order:
 
 1. ``guid``: the same source already gave an entry with this GUID (it is that entry, again);
-2. ``url``: a stored entry has the same canonical URL (tracking parameters, case, default
-   port and fragment are gone by now, see ``normalize.canonical_url``);
+2. ``url``: another source's stored entry has the same canonical URL (tracking parameters,
+   case, default port and fragment are gone by now, see ``normalize.canonical_url``). A
+   site's home page is no story's URL, and within one source a shared link (a section page,
+   a live blog) is no identity either: there the other keys decide;
 3. ``hash``: a stored entry has the same content hash (the case-folded body text with
    punctuation and white space collapsed; thin texts have no hash and never match).
 
@@ -26,8 +28,8 @@ A story is rebuilt from its members whenever one joins or changes:
   configured ``priority``; among equals, the one seen first. A later copy never replaces what
   readers already saw unless an operator prefers its source.
 - source list: for each member in the order they were first seen, the outlet that carried it
-  (``carried=True``), then the outlets it cites; each outlet once, at its first position, and
-  marked carried if any member carried it.
+  (``carried=True``, linking to that outlet's own copy), then the outlets it cites; each
+  outlet once, at its first position, and marked carried if any member carried it.
 - published: the earliest member's date; updated: the latest of the members' dates.
 """
 
@@ -56,6 +58,9 @@ from . import similarity
 _STORY_NAMESPACE = uuid.UUID("5b0f3f1e-8f5e-4c51-9a57-3c3f2d0a5e11")
 
 
+MAX_SOURCES = 100  # outlets in one story's source list: past this it is a link farm
+
+
 @dataclass(frozen=True)
 class StoryDecision:
     story_id: int | None  # None: start a new story
@@ -78,6 +83,14 @@ def decide(entry: Entry, existing: ExistingEntry | None, story_by_link: int | No
     if similar is not None:
         return StoryDecision(similar[0], None, "similar", score=round(similar[1], 4))
     return StoryDecision(None, None, "new")
+
+
+def link_identifies_story(link: str | None) -> bool:
+    """A home page ("https://site.example/", with no query) names a site, not a story."""
+    if not link:
+        return False
+    parts = urlsplit(link)
+    return bool(parts.path.strip("/") or parts.query)
 
 
 def band_keys(entry: Entry) -> list[int]:
@@ -125,10 +138,12 @@ def entry_digest(entry: Entry) -> str:
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
-def carried_outlet(source: SourceInfo) -> StorySource:
-    """Our own source, named as an outlet: its site's host, title and home page."""
-    url = source.site_url if source.site_url and _is_http(source.site_url) else None
-    host = (urlsplit(url).hostname or "") if url else ""
+def carried_outlet(source: SourceInfo, article: str | None = None) -> StorySource:
+    """Our own source, named as an outlet: its site's host and title, linking to its copy of
+    the story (``article``) when it has one, else to its home page."""
+    site = source.site_url if source.site_url and _is_http(source.site_url) else None
+    host = (urlsplit(site).hostname or "") if site else ""
+    url = article if article and _is_http(article) else site
     return StorySource(host=host, name=source.title or host or source.id, url=url, carried=True)
 
 
@@ -160,11 +175,12 @@ def build_story(members: Sequence[StoredMember], sources: Mapping[str, SourceInf
 
 def merge_source_list(members: Sequence[StoredMember],
                       sources: Mapping[str, SourceInfo]) -> tuple[StorySource, ...]:
-    """The union of carrying and cited outlets, in order of first appearance, each once."""
+    """The union of carrying and cited outlets, in order of first appearance, each once, at
+    most ``MAX_SOURCES``."""
     merged: dict[str, StorySource] = {}
     for member in members:
         info = sources.get(member.entry.source_id) or SourceInfo(member.entry.source_id, None, None)
-        candidates = [carried_outlet(info)] + [
+        candidates = [carried_outlet(info, member.entry.link)] + [
             StorySource(ref.host, ref.name, ref.url, carried=False) for ref in member.entry.cited
         ]
         for outlet in candidates:
@@ -176,7 +192,7 @@ def merge_source_list(members: Sequence[StoredMember],
                 merged[key] = StorySource(known.host, known.name, known.url or outlet.url, True)
             elif known.url is None and outlet.url:
                 merged[key] = StorySource(known.host, known.name, outlet.url, known.carried)
-    return tuple(merged.values())
+    return tuple(merged.values())[:MAX_SOURCES]
 
 
 def _union(groups: Iterable[Sequence[str]]) -> tuple[str, ...]:

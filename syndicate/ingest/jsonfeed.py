@@ -28,7 +28,7 @@ def looks_like_json(content: bytes) -> bool:
 def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
     try:
         document = json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ParseError(f"the response is not an RSS, Atom or JSON feed: invalid JSON ({e})") \
             from e
     if not isinstance(document, dict) or not str(document.get("version", "")).startswith(

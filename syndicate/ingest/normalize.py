@@ -36,7 +36,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from syndicate.ingest import similarity
-from syndicate.ingest.citations import extract_citations, source_ref_from_url
+from syndicate.ingest.citations import MAX_REFS, extract_citations, source_ref_from_url
 from syndicate.languages import normalize_language
 from syndicate.types import (
     Enclosure,
@@ -429,15 +429,18 @@ def _not_in_future(moment: datetime, now: datetime) -> datetime:
     return now if moment > now + FUTURE_TOLERANCE else moment
 
 
-def _entry_dates(parsed: ParsedEntry, now: datetime) -> tuple[datetime, datetime]:
-    """(published, updated): the feed's dates, else first-seen time; never far in the
-    future; updated never before published."""
+def _entry_dates(parsed: ParsedEntry, now: datetime) -> tuple[datetime, datetime, bool]:
+    """(published, updated, dated): the feed's dates, else first-seen time; never far in the
+    future; updated never before published. ``dated`` is False when ``published`` is not
+    the feed's own (missing, implausible or in the future): the store then keeps the date
+    it first gave the entry, so an undated entry does not jump to the top on every fetch."""
     now = _utc(now)
     given_updated = _plausible(parsed.updated)
     given_published = _plausible(parsed.published) or given_updated
     published = _not_in_future(_utc(given_published), now) if given_published else now
     updated = _not_in_future(_utc(given_updated), now) if given_updated else published
-    return published, max(published, updated)
+    dated = given_published is not None and published == _utc(given_published)
+    return published, max(published, updated), dated
 
 
 def _plain_names(names: Iterable[str | None]) -> tuple[str, ...]:
@@ -496,6 +499,8 @@ def _unique_outlets(refs: Iterable[SourceRef | None]) -> tuple[SourceRef, ...]:
         if ref is not None and ref.key not in seen:
             seen.add(ref.key)
             kept.append(ref)
+            if len(kept) == MAX_REFS:  # a feed element per outlet is as hostile as a block
+                break
     return tuple(kept)
 
 
@@ -524,7 +529,7 @@ def normalize_entry(
     if summary_html == full_html:  # the summary is the content: it loses the block too
         summary_html = citations.body_html
     text = html_to_text(citations.body_html)
-    published, updated = _entry_dates(parsed, now)
+    published, updated, dated = _entry_dates(parsed, now)
     # The feed's own <source>/via elements name outlets on purpose: they come first.
     feed_refs = (
         source_ref_from_url(canonical_url(cited.url, base_url), _plain(cited.title, NAME_MAX_CHARS))
@@ -547,6 +552,7 @@ def normalize_entry(
         cited=_unique_outlets([*feed_refs, *citations.refs]),
         place=citations.place,
         content_hash=content_hash(text),
+        dated=dated,
         **_fingerprints(parsed.title or "", summary_html, citations.body_html, text),
     )
 

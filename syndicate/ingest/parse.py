@@ -1,8 +1,9 @@
 """Feed bytes → ``ParsedFeed``; the only module that reads feedparser's output.
 
 feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and CDF (JSON Feed goes to ``jsonfeed``),
-resolves relative links against ``xml:base`` and the document URL, and recovers what it can
-from ill-formed XML ("bozo" feeds). We keep every entry it recovers and pass its complaint
+resolves relative links against ``xml:base``, and recovers what it can from ill-formed XML
+("bozo" feeds). What it returns is not trusted yet: normalize sanitizes and resolves against
+the document URL. We keep every entry it recovers and pass its complaint
 on as a warning; a body that yields no feed at all (an HTML page, garbage) is a
 ``ParseError``.
 """
@@ -28,11 +29,13 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     """Parse a feed body fetched from ``url`` (the base for relative links)."""
     if looks_like_json(content):
         return parse_json_feed(content, url)
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
+    # No content-location: feedparser would resolve a permalink <guid> against it, making an
+    # entry's identity depend on the URL it was fetched from (a redirect would duplicate it).
+    # normalize resolves links, content and enclosures against ``url`` instead, and nh3
+    # sanitizes there, so feedparser's own (slower) sanitizer is not needed.
+    headers = {"content-type": content_type} if content_type else {}
     try:
-        parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True,
+        parsed = feedparser.parse(content, response_headers=headers, sanitize_html=False,
                                   resolve_relative_uris=True)
     except Exception as e:  # feedparser should not raise; if it does, it is this body's fault
         raise ParseError(f"the feed could not be parsed: {e}") from e

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import requests
@@ -31,6 +31,7 @@ from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
     Entry,
+    ExistingEntry,
     FetchResult,
     FetchState,
     NotModified,
@@ -40,7 +41,7 @@ from ..types import (
 )
 from . import dedupe, pacing
 from .fetch import FetchSettings, body_hash, fetch
-from .normalize import normalize_entry
+from .normalize import normalize_entry, plain_title
 from .parse import parse_feed
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
             content_hash=body_hash(result.content), status=result.status,
-            redirect=redirect, site_url=feed.link, site_title=feed.title,
+            redirect=redirect, site_url=feed.link, site_title=plain_title(feed.title) or None,
             warning=feed.warning,
             next_fetch_at=pacing.next_fetch_after_success(
                 now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
@@ -120,7 +121,12 @@ def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry],
     new_entries = 0
     touched: set[int] = set()
     for entry in entries:
-        decision = _decide(tx, entry, config)
+        existing = tx.existing_entry(entry.source_id, entry.guid)
+        if existing is not None and not entry.dated:
+            # the feed still gives no date: keep the one the entry got when first seen
+            entry = replace(entry, published=existing.published,
+                            updated=max(existing.updated, existing.published))
+        decision = _decide(tx, entry, existing, config)
         if not decision.changed:
             continue
         digest = dedupe.entry_digest(entry)
@@ -139,10 +145,11 @@ def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry],
     return new_entries, touched
 
 
-def _decide(tx: UpdateTransaction, entry: Entry, config: DedupeConfig) -> dedupe.StoryDecision:
+def _decide(tx: UpdateTransaction, entry: Entry, existing: ExistingEntry | None,
+            config: DedupeConfig) -> dedupe.StoryDecision:
     """Exact keys first; only an entry they do not place pays for the similarity look-up."""
-    existing = tx.existing_entry(entry.source_id, entry.guid)
-    by_link = tx.story_by_link(entry.link) if existing is None else None
+    link_key = entry.link if dedupe.link_identifies_story(entry.link) else None
+    by_link = tx.story_by_link(link_key, entry.source_id) if existing is None else None
     by_hash = tx.story_by_hash(entry.content_hash) if existing is None and by_link is None \
         else None
     similar = None
@@ -160,7 +167,8 @@ def _rebuild_story(tx: UpdateTransaction, story_id: int, infos: Mapping[str, Sou
 
 def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> SourceInfo:
     site_url = feed.link or (None if source.is_local else result.url)
-    return SourceInfo(source.id, source.title or feed.title, site_url, source.priority)
+    title = source.title or plain_title(feed.title) or None  # a feed's title is not trusted
+    return SourceInfo(source.id, title, site_url, source.priority)
 
 
 def fetch_url(source: SourceConfig, state: FetchState) -> str:

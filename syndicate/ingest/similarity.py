@@ -29,6 +29,7 @@ BANDS = 32
 ROWS = NUM_PERM // BANDS
 SHINGLE_WORDS = 3
 MIN_WORDS = 12  # fewer words than this make no fingerprint: too little to tell stories apart
+MAX_WORDS = 5000  # longer texts are fingerprinted by their start: bounded memory and time
 
 _WORD = re.compile(r"\w+")
 _rng = np.random.default_rng(0x5EED)  # fixed: signatures are stored and compared across runs
@@ -50,7 +51,7 @@ def shingles(text: str) -> set[str]:
 
 def signature(text: str) -> bytes | None:
     """The MinHash signature of a text (NUM_PERM uint32 values, little-endian), or None."""
-    tokens = words(text)
+    tokens = words(text)[:MAX_WORDS]
     if len(tokens) < MIN_WORDS:
         return None
     hashes = _shingle_hashes(tokens)

@@ -341,10 +341,12 @@ class Store:
 
 # The statements of the ingest hot path, built once: SQLAlchemy then reuses their compiled
 # form, instead of constructing and cache-keying a new statement for every entry.
-_EXISTING_ENTRY = sa.select(entries.c.id, entries.c.story_id, entries.c.digest).where(
+_EXISTING_ENTRY = sa.select(entries.c.id, entries.c.story_id, entries.c.digest,
+                            entries.c.published, entries.c.updated).where(
     entries.c.source_id == sa.bindparam("source_id"), entries.c.guid == sa.bindparam("guid"))
 _STORY_BY_LINK = sa.select(entries.c.story_id).where(
-    entries.c.link == sa.bindparam("link")).limit(1)
+    entries.c.link == sa.bindparam("link"),
+    entries.c.source_id != sa.bindparam("source_id")).limit(1)
 _STORY_BY_HASH = sa.select(entries.c.story_id).where(
     entries.c.content_hash == sa.bindparam("content_hash")).limit(1)
 _CANDIDATES = (
@@ -388,12 +390,16 @@ class UpdateTransaction:
 
     def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
         row = self.conn.execute(_EXISTING_ENTRY, {"source_id": source_id, "guid": guid}).first()
-        return ExistingEntry(row.id, row.story_id, row.digest) if row else None
+        if row is None:
+            return None
+        return ExistingEntry(row.id, row.story_id, row.digest, row.published, row.updated)
 
-    def story_by_link(self, link: str | None) -> int | None:
+    def story_by_link(self, link: str | None, source_id: str) -> int | None:
+        """The story of another source's entry with this link. Within one source a shared
+        link is no identity (a section page, a live blog): the other keys decide there."""
         if not link:
             return None
-        return self.conn.execute(_STORY_BY_LINK, {"link": link}).scalar()
+        return self.conn.execute(_STORY_BY_LINK, {"link": link, "source_id": source_id}).scalar()
 
     def story_by_hash(self, content_hash: str | None) -> int | None:
         if not content_hash:
