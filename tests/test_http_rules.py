@@ -53,3 +53,12 @@ def test_not_modified(headers: dict[str, str], expected: bool) -> None:
 ])
 def test_accepts_gzip(header: str | None, gzip: bool) -> None:
     assert accepts_gzip(header) is gzip
+
+
+def test_gzip_representation_has_its_own_tag_and_both_revalidate() -> None:
+    from syndicate.web.http import gzip_etag
+
+    assert gzip_etag(ETAG) == '"abc123-gz"'
+    assert etag_matches('"abc123-gz"', ETAG)
+    assert etag_matches('W/"abc123-gz"', ETAG)
+    assert not etag_matches('"abc123-g"', ETAG)

@@ -25,7 +25,7 @@ from ..ingest.pacing import UNHEALTHY_AFTER
 from ..publish.render import CONTENT_TYPES, feed_url
 from ..store import Store
 from ..types import Config, RenderedFeed
-from .http import accepts_gzip, http_date, not_modified
+from .http import accepts_gzip, gzip_etag, http_date, not_modified
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,11 @@ class App:
             await _respond(send, 404, b"no such feed\n", b"text/plain; charset=utf-8", head=head)
             return
         headers = _headers(scope)
+        gzipped = accepts_gzip(headers.get("accept-encoding"))
+        # RFC 9110 §8.8.3: the gzip and identity representations get different strong tags.
+        etag = gzip_etag(feed.etag) if gzipped else feed.etag
         common = [
-            (b"etag", feed.etag.encode()),
+            (b"etag", etag.encode()),
             (b"last-modified", http_date(feed.last_modified).encode()),
             (b"cache-control", FEED_CACHE_CONTROL),
             (b"vary", b"Accept-Encoding"),
@@ -121,11 +124,9 @@ class App:
             await send({"type": "http.response.start", "status": 304, "headers": common})
             await send({"type": "http.response.body", "body": b""})
             return
-        if accepts_gzip(headers.get("accept-encoding")):
-            body = feed.gzip_body
+        if gzipped:
             common.append((b"content-encoding", b"gzip"))
-        else:
-            body = feed.body
+        body = feed.gzip_body if gzipped else feed.body
         await _respond(send, 200, body, feed.content_type.encode(), head=head, extra=common)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -15,11 +15,18 @@ def http_date(when: datetime) -> str:
     return format_datetime(when, usegmt=True)
 
 
+def gzip_etag(etag: str) -> str:
+    """The tag of the gzip representation of the bytes tagged ``etag``: '"abc"' → '"abc-gz"'."""
+    return etag[:-1] + '-gz"'
+
+
 def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Does If-None-Match name ``etag``, or the tag of its gzip representation? Either way
+    the client holds the current version (a cache may hold both representations)."""
     if if_none_match.strip() == "*":
         return True
-    ours = _opaque(etag)
-    return any(_opaque(tag) == ours for tag in if_none_match.split(",") if tag.strip())
+    ours = {_opaque(etag), _opaque(gzip_etag(etag))}
+    return any(_opaque(tag) in ours for tag in if_none_match.split(",") if tag.strip())
 
 
 def _opaque(tag: str) -> str:
