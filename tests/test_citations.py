@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +202,10 @@ def test_source_ref_from_url(
 BODY = "<p>Der Text des Artikels, lang genug, um ein Artikel zu sein.</p>"
 
 
-def timed(html: str, **options: Any) -> tuple[Citations, float]:
-    started = time.perf_counter()
-    result = extract_citations(html, **options)
-    return result, time.perf_counter() - started
+def extract(html: str, **options: Any) -> Citations:
+    # How long these take is measured in bench/, not asserted here; that they finish and
+    # stay bounded is what the tests check.
+    return extract_citations(html, **options)
 
 
 @pytest.mark.parametrize(
@@ -223,10 +222,9 @@ def timed(html: str, **options: Any) -> tuple[Citations, float]:
 )
 def test_a_block_of_500_outlets_gives_the_first_50(block: str) -> None:
     html = BODY + block
-    result, seconds = timed(html)
+    result = extract(html)
     assert [ref.host for ref in result.refs] == [f"site{i}.example.com" for i in range(MAX_REFS)]
     assert text_of(result.body_html) == text_of(BODY)
-    assert seconds < 5
     assert_well_formed(html, result)
 
 
@@ -234,9 +232,8 @@ def test_a_page_of_10000_links_is_left_alone_quickly() -> None:
     html = BODY + "".join(
         f'<p><a href="https://site{i}.example.com/">Site {i}</a></p>' for i in range(10_000)
     )
-    result, seconds = timed(html)
+    result = extract(html)
     assert result == Citations(body_html=html, place=None, refs=())
-    assert seconds < 5
 
 
 def test_a_sources_list_longer_than_the_scan_window_is_left_alone_quickly() -> None:
@@ -244,20 +241,18 @@ def test_a_sources_list_longer_than_the_scan_window_is_left_alone_quickly() -> N
     html = BODY + "<p>Sources:</p><ul>" + "".join(
         f'<li><a href="https://site{i}.example.com/">Site {i}</a></li>' for i in range(10_000)
     ) + "</ul>"
-    result, seconds = timed(html)
+    result = extract(html)
     assert result == Citations(body_html=html, place=None, refs=())
-    assert seconds < 5
 
 
 def test_1000_links_under_a_sources_label_give_the_first_50() -> None:
     html = BODY + "<p>Sources:</p><ul>" + "".join(
         f'<li><a href="https://site{i}.example.com/">Site {i}</a></li>' for i in range(1000)
     ) + "</ul>"
-    result, seconds = timed(html)
+    result = extract(html)
     assert len(result.refs) == MAX_REFS
     assert result.refs[0] == SourceRef("site0.example.com", "Site 0", "https://site0.example.com/")
     assert text_of(result.body_html) == text_of(BODY)
-    assert seconds < 5
 
 
 @pytest.mark.parametrize(
@@ -270,9 +265,8 @@ def test_1000_links_under_a_sources_label_give_the_first_50() -> None:
 )
 def test_content_past_the_parser_limits_is_returned_whole(html: str) -> None:
     # libxml2 silently drops what lies past its limits; editing that tree would lose text.
-    result, seconds = timed(html)
+    result = extract(html)
     assert result == Citations(body_html=html, place=None, refs=())
-    assert seconds < 5
 
 
 def test_an_operator_pattern_that_matches_nothing_but_the_empty_string_removes_nothing() -> None:

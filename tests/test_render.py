@@ -605,11 +605,9 @@ def test_every_format_has_a_content_type_and_extension() -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_two_hundred_large_stories_render_well_under_a_second(fmt: str) -> None:
+def test_two_hundred_large_stories_render_whole(fmt: str) -> None:
     paragraph = "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 90 + "</p>"
     stories = [make_story(n, content_html=paragraph) for n in range(200)]
-    start = time.perf_counter()
-    body = rendered(fmt, stories)
-    elapsed = time.perf_counter() - start
+    body = rendered(fmt, stories)  # how fast: bench/, not a timed test
     assert len(body) > 200 * 5000
-    assert elapsed < 1.0, f"{fmt}: {elapsed:.2f} s"
+    assert body.count(b"Lorem ipsum") >= 200 * 90

@@ -65,7 +65,7 @@ MAX_SOURCES = 100  # outlets in one story's source list: past this it is a link 
 class StoryDecision:
     story_id: int | None  # None: start a new story
     existing_entry_id: int | None  # set when the entry is already stored (same source + GUID)
-    reason: str  # "new", "guid", "url", "hash"
+    reason: str  # "new", "guid", "url", "hash", "similar"
     score: float | None = None
     changed: bool = True  # False: the stored copy is identical, nothing to write
 
