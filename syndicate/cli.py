@@ -35,6 +35,7 @@ from .types import Config, Story
 log = logging.getLogger("syndicate")
 
 DEFAULT_CONFIG = "config/syndicate.yaml"
+EXIT_ALL_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_STORE = 3
 
@@ -118,6 +119,9 @@ def _fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     # run. Unchanged feeds render to the same bytes and keep their ETag.
     changed_feeds = ingestor.publish()
     _print_fetch_summary(outcomes, changed_feeds)
+    # For cron and scripts: some sources failing is normal; every source failing is not.
+    if outcomes and all(o.status in ("failed", "deferred") for o in outcomes):
+        return EXIT_ALL_FAILED
     return 0
 
 

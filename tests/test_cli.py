@@ -106,3 +106,10 @@ def wait_for_feed(url: str, process: subprocess.Popen[bytes]) -> bytes:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} never served stories")
+
+
+def test_fetch_exits_1_when_every_source_fails(tmp_path: Path) -> None:
+    path = tmp_path / "down.yaml"
+    path.write_text(f"service:\n  database: sqlite:///{tmp_path}/s.db\n  connect_timeout: 1\n"
+                    f"sources:\n  - id: down\n    url: http://127.0.0.1:{free_port()}/feed\n")
+    assert main(["--config", str(path), "fetch"]) == 1
