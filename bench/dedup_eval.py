@@ -65,7 +65,7 @@ def cluster(by_feed: dict[str, list[Entry]], config: DedupeConfig,
     started = time.perf_counter()
     for entries in by_feed.values():
         with store.transaction(NOW) as tx:
-            apply_entries(tx, entries, config)
+            apply_entries(tx, entries, config, {})
     elapsed = time.perf_counter() - started
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(entries_table.c.source_id, entries_table.c.guid,
@@ -141,7 +141,7 @@ def per_entry_cost(sample: list[Entry], background: int, workdir: Path) -> float
     started = time.perf_counter()
     for chunk in range(0, len(sample), 25):
         with store.transaction(NOW) as tx:
-            apply_entries(tx, sample[chunk:chunk + 25], DedupeConfig())
+            apply_entries(tx, sample[chunk:chunk + 25], DedupeConfig(), {})
     elapsed = time.perf_counter() - started
     store.close()
     return elapsed / len(sample)

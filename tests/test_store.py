@@ -13,7 +13,7 @@ from syndicate.ingest import dedupe
 from syndicate.publish import rendered_feed
 from syndicate.store import Store
 from syndicate.store import schema as store_schema
-from syndicate.types import SourceConfig, SourceInfo
+from syndicate.types import SourceConfig, SourceInfo, StoredMember
 from tests.factories import T0, later, make_entry, ref
 
 INTERVAL = timedelta(minutes=15)
@@ -80,7 +80,8 @@ def add_story(store: Store, *entries_and_reasons: tuple[object, str]) -> int:
     with store.transaction(T0) as tx:
         for entry, reason in entries_and_reasons:
             if story_id is None:
-                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)  # type: ignore[attr-defined]
+                first = dedupe.build_story([StoredMember(0, entry, T0, "new", None)], infos)  # type: ignore[list-item]
+                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), first)  # type: ignore[attr-defined]
             tx.add_entry(entry, story_id, digest=dedupe.entry_digest(entry),  # type: ignore[arg-type]
                          reason=reason, score=None)
         assert story_id is not None
@@ -132,7 +133,8 @@ def test_a_failed_update_leaves_nothing_behind(store: Store) -> None:
     store.sync_sources([source("a")], T0)
     with pytest.raises(RuntimeError), store.transaction(T0) as tx:
         entry = make_entry("a", "g1")
-        story_id = tx.new_story("urn:uuid:x", entry)
+        story_id = tx.new_story("urn:uuid:x", dedupe.build_story(
+            [StoredMember(0, entry, T0, "new", None)], {}))
         tx.add_entry(entry, story_id, digest="d", reason="new", score=None)
         raise RuntimeError("killed mid-update")
     assert store.story_count() == 0

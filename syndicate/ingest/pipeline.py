@@ -38,6 +38,7 @@ from ..types import (
     ParsedFeed,
     SourceConfig,
     SourceInfo,
+    StoredMember,
 )
 from . import dedupe, pacing
 from .fetch import FetchSettings, body_hash, fetch
@@ -98,11 +99,8 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                    redirect: RedirectUpdate | None) -> UpdateOutcome:
     entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
     with store.transaction(now) as tx:
-        new_entries, touched = apply_entries(tx, entries, dedupe_config)
-        if touched:
-            infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
-            for story_id in touched:
-                _rebuild_story(tx, story_id, infos)
+        infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
+        new_entries, touched = apply_entries(tx, entries, dedupe_config, infos)
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
             content_hash=body_hash(result.content), status=result.status,
@@ -114,12 +112,14 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
 
 
-def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry],
-                  config: DedupeConfig) -> tuple[int, set[int]]:
-    """Place each entry in its story (new, joined, or updated in place); return the number
-    of new entries and the ids of the stories that changed (to be rebuilt)."""
+def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry], config: DedupeConfig,
+                  infos: Mapping[str, SourceInfo]) -> tuple[int, set[int]]:
+    """Place each entry in its story (new, joined, or updated in place) and rebuild the
+    stories that gained or changed a member; return the number of new entries and the ids of
+    the stories that changed. A new story is written whole at once: no rebuild needed."""
     new_entries = 0
     touched: set[int] = set()
+    rebuild: set[int] = set()
     for entry in entries:
         existing = tx.existing_entry(entry.source_id, entry.guid)
         if existing is not None and not entry.dated:
@@ -134,14 +134,22 @@ def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry],
         story_id = decision.story_id
         if decision.existing_entry_id is not None:
             tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys)
+        elif story_id is None:
+            story = dedupe.build_story([StoredMember(0, entry, tx.now, "new", None)], infos)
+            story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), story)
+            tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
+                         score=decision.score, band_keys=keys)
+            new_entries += 1
         else:
-            if story_id is None:
-                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), entry)
             tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
                          score=decision.score, band_keys=keys)
             new_entries += 1
         assert story_id is not None
+        if story_id in touched or decision.story_id is not None:
+            rebuild.add(story_id)
         touched.add(story_id)
+    for story_id in rebuild:
+        tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
     return new_entries, touched
 
 
@@ -159,10 +167,6 @@ def _decide(tx: UpdateTransaction, entry: Entry, existing: ExistingEntry | None,
             published=entry.published, window=config.window)
         similar = dedupe.best_similar(entry, candidates, config.threshold)
     return dedupe.decide(entry, existing, by_link, by_hash, similar)
-
-
-def _rebuild_story(tx: UpdateTransaction, story_id: int, infos: Mapping[str, SourceInfo]) -> None:
-    tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
 
 
 def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> SourceInfo:

@@ -363,6 +363,10 @@ _CANDIDATES = (
 _INSERT_STORY = stories.insert()
 _INSERT_ENTRY = entries.insert()
 _INSERT_BANDS = entry_bands.insert()
+_UPDATE_STORY = stories.update().where(stories.c.id == sa.bindparam("story_id"))
+_INSERT_OUTLETS = story_outlets.insert()
+_DELETE_OUTLETS = story_outlets.delete().where(
+    story_outlets.c.story_id == sa.bindparam("story_id"))
 _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
 _DELETE_BANDS = entry_bands.delete().where(entry_bands.c.entry_id == sa.bindparam("entry_id"))
 
@@ -406,17 +410,15 @@ class UpdateTransaction:
             return None
         return self.conn.execute(_STORY_BY_HASH, {"content_hash": content_hash}).scalar()
 
-    def new_story(self, guid: str, entry: Entry) -> int:
-        """Insert a story for its first member; ``write_story`` fills in the merged fields."""
+    def new_story(self, guid: str, story: StoryUpdate) -> int:
+        """Insert a story built from its first member."""
         result = self.conn.execute(_INSERT_STORY, dict(
-            guid=guid, title=entry.title, link=entry.link, summary_html=entry.summary_html,
-            content_html=entry.content_html, text=entry.text, published=entry.published,
-            updated=entry.updated, first_seen=self.now, language=entry.language,
-            place=entry.place, authors=[], categories=[], enclosures=[], sources=[],
-            source_count=0))
+            guid=guid, first_seen=self.now, **_story_values(story)))
         key = result.inserted_primary_key
         assert key is not None
-        return int(key[0])
+        story_id = int(key[0])
+        self._index_outlets(story_id, story)
+        return story_id
 
     def similar_candidates(self, band_keys: Sequence[int], *, language: str,
                            published: datetime, window: timedelta,
@@ -465,19 +467,15 @@ class UpdateTransaction:
         return [StoredMember(r.id, _entry(r), r.first_seen, r.reason, r.score) for r in rows]
 
     def write_story(self, story_id: int, update: StoryUpdate) -> None:
-        self.conn.execute(stories.update().where(stories.c.id == story_id).values(
-            title=update.title, link=update.link, summary_html=update.summary_html,
-            content_html=update.content_html, text=update.text, published=update.published,
-            updated=update.updated, language=update.language, place=update.place,
-            authors=list(update.authors), categories=list(update.categories),
-            enclosures=[_enclosure_json(e) for e in update.enclosures],
-            sources=[_story_source_json(s) for s in update.sources],
-            source_count=len(update.sources)))
-        self.conn.execute(story_outlets.delete().where(story_outlets.c.story_id == story_id))
-        if update.sources:
-            self.conn.execute(story_outlets.insert(), [
+        self.conn.execute(_UPDATE_STORY, dict(story_id=story_id, **_story_values(update)))
+        self.conn.execute(_DELETE_OUTLETS, {"story_id": story_id})
+        self._index_outlets(story_id, update)
+
+    def _index_outlets(self, story_id: int, story: StoryUpdate) -> None:
+        if story.sources:
+            self.conn.execute(_INSERT_OUTLETS, [
                 {"story_id": story_id, "outlet_key": s.key[:255], "carried": s.carried}
-                for s in update.sources])
+                for s in story.sources])
 
     def record_success(self, source_id: str, *, etag: str | None, last_modified: str | None,
                        content_hash: str, status: int, redirect: RedirectUpdate | None,
@@ -494,6 +492,17 @@ class UpdateTransaction:
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
+
+
+def _story_values(story: StoryUpdate) -> dict[str, Any]:
+    return dict(
+        title=story.title, link=story.link, summary_html=story.summary_html,
+        content_html=story.content_html, text=story.text, published=story.published,
+        updated=story.updated, language=story.language, place=story.place,
+        authors=list(story.authors), categories=list(story.categories),
+        enclosures=[_enclosure_json(e) for e in story.enclosures],
+        sources=[_story_source_json(s) for s in story.sources],
+        source_count=len(story.sources))
 
 
 def _entry_values(entry: Entry) -> dict[str, Any]:
