@@ -3,6 +3,11 @@
 Migrations run at start (``migrate``), each in its own transaction, and are never edited once
 released: a change to the schema is a new function appended to ``MIGRATIONS`` that alters what
 the earlier ones made, and the table objects below are updated to describe the result.
+
+Because migration 1 creates the tables from these (current) table objects, a fresh database
+already has what later migrations add: every migration after the first must therefore be
+idempotent — check with ``sa.inspect(conn)`` before adding a column, index or table. (Version
+1 is not released yet; it is frozen with the first release.)
 """
 
 from __future__ import annotations
