@@ -356,3 +356,28 @@ def test_items_sharing_a_home_page_link_stay_apart(tmp_path: Path, loopback: Loo
     config = make_config(tmp_path, loopback, ["/a.xml", "/b.xml"], workers=1)
     run(config, store)
     assert len(select_stories(store, config, config.feeds[0])) == 4
+
+
+def test_entries_the_feed_repeats_unchanged_are_not_normalized_again(
+        tmp_path: Path, loopback: LoopbackServer, store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from syndicate.ingest import pipeline
+
+    body = rss(("a", "A", "https://site.example/a"), ("b", "B", "https://site.example/b"))
+    loopback.add_feed("/f.xml", body)
+    config = make_config(tmp_path, loopback, ["/f.xml"])
+    run(config, store)
+
+    normalized: list[str | None] = []
+    original = pipeline.normalize_entry
+
+    def counting(parsed, *args, **kwargs):  # type: ignore[no-untyped-def]
+        normalized.append(parsed.guid)
+        return original(parsed, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "normalize_entry", counting)
+    loopback.set_body("/f.xml", body.replace(b"<title>B</title>", b"<title>B, edited</title>"))
+    run(config, store)
+    assert normalized == ["b"]  # a is repeated as it was: skipped
+    titles = sorted(s.title for s in select_stories(store, config, config.feeds[0]))
+    assert titles == ["A", "B, edited"]

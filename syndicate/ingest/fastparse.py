@@ -1,47 +1,54 @@
 """A fast path for well-formed RSS 2.0 and Atom 1.0: lxml instead of feedparser, same result.
 
-``parse_fast(content, url)`` returns the ``ParsedFeed`` that ``parse.parse_feed`` would return
-for the same bytes, or None when the document is one it does not handle *with certainty*; the
-caller then uses feedparser. It costs a few per cent of feedparser's time: libxml2 builds the
-tree in C and one Python pass over the elements reads it.
+``parse_fast(content, url, content_type)`` returns the ``ParsedFeed`` that
+``parse.parse_feed(content, url, content_type)`` returns for the same bytes, or None when the
+document is not one it reads *with certainty*; the caller then uses feedparser. libxml2 builds
+the tree in C and one Python pass reads it: about a tenth of feedparser's time.
+
+It mirrors parse.py as it calls feedparser: no Content-Location (so nothing is resolved
+against the document URL; normalize does that) and ``sanitize_html=False``. The only warning
+a document it accepts can carry is feedparser's complaint about the Content-Type (not an XML
+media type, or a charset it had to override), worded as parse.py words it.
 
 What it refuses (returns None for), so feedparser's recovery and resolution rules apply:
 
 * anything that is not well-formed XML, or whose parse logs any error or warning;
-* a DOCTYPE or any entity declaration. The document is parsed with
-  ``resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False`` and the prolog
-  is checked before parsing, so entities are never expanded and nothing is fetched;
+* a DOCTYPE or any entity declaration. The prolog is checked before libxml2 sees the bytes,
+  and the parse runs with ``resolve_entities=False, no_network=True, load_dtd=False,
+  huge_tree=False``: entities are never expanded and nothing is fetched;
 * roots other than ``<rss version="2.0|0.91|0.92">`` and ``{http://www.w3.org/2005/Atom}feed``
   (so RSS 1.0/RDF, Atom 0.3, CDF, ...), and an Atom root that also declares RSS 1.0;
-* ``xml:base`` (or ``base``) anywhere: relative resolution against it has subtle rules;
+* ``xml:base`` (or a plain ``base`` attribute, which feedparser honours too) anywhere;
 * content types other than text, html and xhtml (base64, ``src=`` content, ``mode=``), xhtml
-  content that is not one XHTML ``<div>`` (XHTML 1.0 only: no SVG or MathML inside), and
-  text elements holding markup elements ("escaped markup that isn't", which feedparser
-  re-serializes);
-* an encoding that feedparser would choose differently from libxml2 (RFC 3023 rules for the
-  Content-Type charset, the XML declaration, the BOM) or that is not utf-8, us-ascii,
+  content that is not one XHTML ``<div>`` (no SVG or MathML inside), and text elements
+  holding elements ("escaped markup that isn't", which feedparser re-serializes);
+* an encoding that feedparser would choose differently from libxml2 (RFC 3023: a
+  Content-Type charset wins over the XML declaration) or that is not utf-8, us-ascii,
   iso-8859-1/15 or windows-1252;
+* an entry with neither a GUID nor an http(s) link: normalize's stand-in GUID is a hash of
+  the entry's HTML as parsed, which is raw here and re-serialized by feedparser;
 * structures where feedparser's state machine does surprising things: nested entries, an
-  ``<image>``, ``<textinput>`` or ``<itunes:owner>`` inside an entry, ``<xhtml:body>``, an
-  element in an undeclared default namespace, a namespace prefix that feedparser would map
-  onto one of its own.
+  ``<image>``, ``<textinput>`` or ``<itunes:owner>`` inside an entry, ``<xhtml:body>``, a
+  declared prefix that feedparser would map onto another of its own.
 
-What it reproduces from feedparser 6 (``feedparser/mixin.py`` and ``namespaces/_base.py``),
-because the goal is the same records, not a better reading: element names are matched
-case-insensitively through feedparser's namespace table; the first ``<title>`` at the
-shallowest depth wins; an ``<itunes:summary>`` or second ``<description>`` after a summary
-becomes the content; ``<guid>`` (isPermaLink absent or "true") and Atom ``<id>`` are resolved
-against the document URL and stand in for a missing link; RSS author strings lose an
-e-mail address with feedparser's own pattern; categories are de-duplicated as feedparser does;
-every text value gets feedparser's repair of UTF-8 read as ISO-8859-1 and its windows-1252
-mapping of C1 control characters.
+What it reproduces from feedparser 6 (``feedparser/mixin.py``, ``namespaces/*.py``), because
+the goal is the same records, not a better reading: element names are matched
+case-insensitively through feedparser's namespace table (an unknown namespace by its
+prefix); the first ``<title>`` at the shallowest depth wins; an ``<itunes:summary>`` or
+second ``<description>`` after a summary becomes the content; a ``<guid>`` (isPermaLink
+absent or "true") or Atom ``<id>`` stands in for a missing link; RSS author strings lose an
+e-mail address by feedparser's pattern; categories are de-duplicated as feedparser does; dates
+come out of feedparser's own date parser unless they are plain RFC 822 or RFC 3339; every text
+value gets feedparser's repair of UTF-8 read as ISO-8859-1 and its windows-1252 reading of C1
+control characters.
 
-What it deliberately does NOT do: sanitize HTML or resolve relative URIs *inside* HTML.
-``summary_html``, ``content_html`` and HTML titles are returned raw (unsanitized). That is
-safe only because ``normalize.normalize_entry`` runs every HTML field through
-``sanitize_html`` (nh3, an allow-list) with the document URL as the base for href/src —
-never show these fields without that step. Text (``type="text"``) content is returned as
-the text, unescaped, exactly like feedparser.
+What it deliberately does NOT do: run HTML through feedparser's SGML re-serializer.
+``summary_html`` and ``content_html`` are the feed's raw, unsanitized HTML (feedparser's
+differ only in form: attributes sorted, ``<br />``). That is safe only because
+``normalize.normalize_entry`` runs every HTML field through ``sanitize_html`` (nh3, an
+allow-list) with the document URL as the base: never show these fields without that step.
+Titles, being short and passed on as they are for the feed's own title, do get feedparser's
+treatment. Text (``type="text"``) content is the text, unescaped, exactly like feedparser.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ import codecs
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,12 +87,14 @@ class _Refuse(Exception):
 
 def parse_fast(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed | None:
     """The ``ParsedFeed`` that ``parse_feed(content, url, content_type)`` would give, with raw
-    (unsanitized) HTML in titles, summaries and content; None when feedparser must decide.
+    (unsanitized) HTML in summaries and content; None when feedparser must decide.
 
     ``content_type`` is the HTTP Content-Type: feedparser lets its charset override the XML
-    declaration (RFC 3023), so pass the same value parse_feed gets.
+    declaration (RFC 3023), so pass the same value parse_feed gets. ``url`` is not read: like
+    parse_feed, this leaves links as the feed wrote them, for normalize to resolve against it.
     """
-    if not _encoding_agrees(content, content_type):
+    decoding = _decoding(content, content_type)
+    if decoding is None:
         return None
     root = _parse_xml(content)
     if root is None:
@@ -98,7 +108,7 @@ def parse_fast(content: bytes, url: str, content_type: str | None = None) -> Par
         reader.read(root)
     except _Refuse:
         return None
-    return reader.result()
+    return reader.result(warning=decoding.warning)
 
 
 # --- the document: encoding, prolog, well-formedness, kind -------------------------------------
@@ -140,19 +150,42 @@ def _content_type_charset(content_type: str) -> tuple[str, str]:
     return media_type.strip(), charset
 
 
-def _feedparser_first_encoding(xml_encoding: str, content_type: str | None) -> str:
-    """The encoding feedparser tries first (encodings.convert_to_utf8, RFC 3023 §3): with no
-    response headers at all the declared one or utf-8, else as the media type says."""
+@dataclass(frozen=True)
+class _Decoding:
+    """How feedparser decodes the document (encodings.convert_to_utf8, RFC 3023 §3)."""
+
+    first: str  # the encoding it tries first
+    xml_media_type: bool  # a media type it accepts as XML (else it complains)
+
+
+def _feedparser_decoding(xml_encoding: str, content_type: str | None) -> _Decoding:
+    """With no response headers at all (parse.py sends only the Content-Type, if any) the
+    declared encoding or utf-8; else as the media type and its charset say."""
     if not content_type:
-        return xml_encoding or "utf-8"
+        return _Decoding(xml_encoding or "utf-8", True)
     media_type, charset = _content_type_charset(content_type)
     if media_type in ("application/xml", "application/xml-dtd",
                       "application/xml-external-parsed-entity") or (
             media_type.startswith("application/") and media_type.endswith("+xml")):
-        return charset or xml_encoding or "utf-8"
+        return _Decoding(charset or xml_encoding or "utf-8", True)
+    if media_type in ("text/xml", "text/xml-external-parsed-entity") or (
+            media_type.startswith("text/") and media_type.endswith("+xml")):
+        return _Decoding(charset or "us-ascii", True)
     if media_type.startswith("text/"):
-        return charset or "us-ascii"
-    return xml_encoding or "utf-8"
+        return _Decoding(charset or "us-ascii", False)
+    return _Decoding(xml_encoding or "utf-8", False)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """The document decodes alike; ``warning`` is what parse_feed reports for feedparser's
+    complaint about the media type or charset, if it has one."""
+
+    warning: str | None
+
+
+# parse.py's wording for a feedparser "bozo" complaint.
+_WARNING = "feed is not well-formed, recovered what could be read: {}"
 
 
 def _feedparser_declared_encoding(content: bytes, declaration: bytes) -> str | None:
@@ -167,42 +200,47 @@ def _feedparser_declared_encoding(content: bytes, declaration: bytes) -> str | N
     if occurrences > 1 or not first_line.startswith(b"<?"):
         return None
     match = _FEEDPARSER_ENCODING.search(declaration)
-    if match is None or b"\n" in declaration[: match.start()]:
-        return None
+    if match is None or b"\n" in declaration:
+        return None  # its pattern needs the whole declaration on the first line
     return match.group(1).decode("ascii", "replace").lower()
 
 
-def _encoding_agrees(content: bytes, content_type: str | None) -> bool:
-    """Will libxml2 decode the bytes as feedparser does? Checks the prolog shape too."""
+def _decoding(content: bytes, content_type: str | None) -> _Verdict | None:
+    """None unless libxml2 decodes the bytes as feedparser does (the prolog shape is checked
+    too); else feedparser's complaint about the media type or charset, worded as parse.py
+    words it."""
     prolog = _PROLOG.match(content)
     if prolog is None:
-        return False
+        return None
     declaration = prolog.group(1) or b""
     declared = _DECLARED_ENCODING.search(declaration)
     declared_name = declared.group(1).decode("ascii").lower() if declared else ""
     if _feedparser_declared_encoding(content, declaration) != declared_name:
-        return False  # a declaration spread over lines, or odd spacing: feedparser misreads it
+        return None  # a declaration spread over lines, or odd spacing: feedparser misreads it
     libxml_codec = _codec(declared_name or "utf-8")
     if libxml_codec not in _SAFE_CODECS:
-        return False
+        return None
     if content.startswith(_UTF8_BOM) and libxml_codec != "utf-8":
-        return False
-    first = _codec(_feedparser_first_encoding(declared_name, content_type))
+        return None
+    decoding = _feedparser_decoding(declared_name, content_type)
+    complaint = None if decoding.xml_media_type else f"{content_type} is not an XML media type"
+    first = _codec(decoding.first)
     if first not in _SAFE_CODECS:
-        return False
-    if content.isascii():
-        return True  # every candidate is an ASCII superset: they all read it alike
-    if first == "ascii" and declared_name:
-        first = libxml_codec  # us-ascii fails on these bytes; feedparser tries the declared one
-    if first != libxml_codec:
-        return False
-    if libxml_codec == "cp1252":
-        # Python's cp1252 leaves five bytes undefined, where feedparser would try others.
-        try:
-            content.decode("cp1252")
-        except UnicodeDecodeError:
-            return False
-    return True
+        return None
+    if not content.isascii():  # else every candidate, all ASCII supersets, reads it alike
+        if first == "ascii" and declared_name:
+            # us-ascii fails on these bytes; feedparser goes on to the declared encoding.
+            first = libxml_codec
+            complaint = f"document declared as {decoding.first}, but parsed as {declared_name}"
+        if first != libxml_codec:
+            return None
+        if libxml_codec == "cp1252":
+            # Python's cp1252 leaves five bytes undefined, where feedparser would try others.
+            try:
+                content.decode("cp1252")
+            except UnicodeDecodeError:
+                return None
+    return _Verdict(_WARNING.format(complaint) if complaint else None)
 
 
 def _parse_xml(content: bytes) -> Any | None:
@@ -220,6 +258,9 @@ def _parse_xml(content: bytes) -> Any | None:
     return root
 
 
+_RSS1_NAMESPACES = frozenset({"http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/"})
+
+
 def _feed_kind(root: Any) -> str | None:
     if root.tag == "rss":
         return "rss" if root.get("version") in _RSS_VERSIONS else None
@@ -232,7 +273,6 @@ def _feed_kind(root: Any) -> str | None:
     return None
 
 
-_RSS1_NAMESPACES = frozenset({"http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/"})
 _BASE_ATTRIBUTE = re.compile(rb"base\s*=")
 _LANG_ATTRIBUTE = re.compile(rb"lang\s*=")
 
@@ -250,7 +290,6 @@ def _has_base_attribute(content: bytes, root: Any) -> bool:
 # "" for the formats' own namespaces (Atom, RSS 0.9x/1.0, Userland).
 _PREFIX_OF: dict[str, str] = {uri.lower(): prefix
                               for uri, prefix in _FeedParserMixin.namespaces.items()}
-
 _STANDARD_PREFIXES = frozenset(p for p in _PREFIX_OF.values() if p)
 
 _URI_FIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser urls._urifixer
@@ -604,10 +643,11 @@ class _Reader:
         """A title is short, and parse.py passes the feed's own title on as feedparser left
         it, so HTML titles get the one markup pass feedparser still makes there: its
         relative-URI resolver, which re-serializes the markup (mixin.pop)."""
-        if not self.atom and content_type == "text/plain" and output and (
+        maybe_markup = "<" in output or "&" in output
+        if not self.atom and content_type == "text/plain" and maybe_markup and (
                 _FeedParserMixin.looks_like_html(output)):
             content_type = "text/html"  # RSS titles are guessed at (mixin.looks_like_html)
-        if content_type in _HTML_TYPES and ("<" in output or "&" in output):
+        if content_type in _HTML_TYPES and maybe_markup:
             output = _feedparser_resolve_uris(output, "", "utf-8", content_type)  # no base
         return _repair(output)
 
@@ -681,8 +721,8 @@ class _Reader:
         self.has_content = False
         if not _clean(self.entry.get("id")) and not str(self.entry.get("link") or "").startswith(
                 ("http://", "https://")):
-            # normalize's stand-in GUID hashes the entry's HTML as parse_feed left it, which
-            # is sanitized there and raw here: only feedparser gives the same stand-in.
+            # normalize's stand-in GUID hashes the entry's HTML as parsed, which feedparser
+            # re-serializes and we do not: only feedparser gives the same stand-in.
             raise _Refuse
 
     def _on_image(self, element: Any, name: str, lang: str | None) -> None:
@@ -842,7 +882,7 @@ class _Reader:
         if not author:
             return
         email = None
-        match = _AUTHOR_EMAIL.search(author)
+        match = _AUTHOR_EMAIL.search(author) if "@" in author else None
         if match:
             email = match.group(0)
             for junk in (email, "()", "<>", "&lt;&gt;"):
@@ -943,7 +983,7 @@ class _Reader:
 
     # -- the result, as parse.py builds it from feedparser's dictionaries
 
-    def result(self) -> ParsedFeed:
+    def result(self, warning: str | None) -> ParsedFeed:
         feed = self.feed
         return ParsedFeed(
             title=_clean(feed.get("title")),
@@ -951,7 +991,7 @@ class _Reader:
             language=_clean(feed.get("language")),
             entries=tuple(_entry(e) for e in self.entries[:_MAX_ENTRIES]),
             ttl_minutes=_int(feed.get("ttl")),
-            warning=None,
+            warning=warning,
         )
 
 

@@ -512,6 +512,15 @@ def _first_language(*tags: str | None) -> str | None:
     return None
 
 
+def input_digest(parsed: ParsedEntry, feed: ParsedFeed, source: SourceConfig,
+                 base_url: str | None) -> str:
+    """A digest of everything ``normalize_entry`` reads (but the clock): equal digests give
+    equal entries, so an entry the feed repeats unchanged need not be normalized again."""
+    facts = (parsed, feed.language, base_url, source.language, source.citation_labels,
+             source.strip_patterns)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()
+
+
 def normalize_entry(
     parsed: ParsedEntry,
     feed: ParsedFeed,

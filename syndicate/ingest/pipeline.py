@@ -42,7 +42,7 @@ from ..types import (
 )
 from . import dedupe, pacing
 from .fetch import FetchSettings, body_hash, fetch
-from .normalize import normalize_entry, plain_title
+from .normalize import input_digest, normalize_entry, plain_title
 from .parse import parse_feed
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,20 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                    all_sources: Iterable[SourceConfig], dedupe_config: DedupeConfig,
                    now: datetime, floor: timedelta,
                    redirect: RedirectUpdate | None) -> UpdateOutcome:
-    entries = [normalize_entry(parsed, feed, source, result.url, now) for parsed in feed.entries]
+    # A changed feed usually repeats most of its entries unchanged: only new or edited ones
+    # are normalized and placed again (an unchanged one would come out identical).
+    known = store.raw_digests(source.id)
+    entries, raw_digests = [], {}
+    for parsed in feed.entries:
+        digest = input_digest(parsed, feed, source, result.url)
+        if parsed.guid and known.get(parsed.guid.strip()) == digest:
+            continue
+        entry = normalize_entry(parsed, feed, source, result.url, now)
+        entries.append(entry)
+        raw_digests[entry.guid] = digest
     with store.transaction(now) as tx:
         infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
-        new_entries, touched = apply_entries(tx, entries, dedupe_config, infos)
+        new_entries, touched = apply_entries(tx, entries, dedupe_config, infos, raw_digests)
         tx.record_success(
             source.id, etag=result.etag, last_modified=result.last_modified,
             content_hash=body_hash(result.content), status=result.status,
@@ -113,7 +123,8 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
 
 
 def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry], config: DedupeConfig,
-                  infos: Mapping[str, SourceInfo]) -> tuple[int, set[int]]:
+                  infos: Mapping[str, SourceInfo],
+                  raw_digests: Mapping[str, str] | None = None) -> tuple[int, set[int]]:
     """Place each entry in its story (new, joined, or updated in place) and rebuild the
     stories that gained or changed a member; return the number of new entries and the ids of
     the stories that changed. A new story is written whole at once: no rebuild needed."""
@@ -127,22 +138,26 @@ def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry], config: Dedup
             entry = replace(entry, published=existing.published,
                             updated=max(existing.updated, existing.published))
         decision = _decide(tx, entry, existing, config)
+        raw = (raw_digests or {}).get(entry.guid)
         if not decision.changed:
+            if raw is not None and existing is not None:
+                tx.remember_raw_digest(existing.id, raw)
             continue
         digest = dedupe.entry_digest(entry)
         keys = dedupe.band_keys(entry)
         story_id = decision.story_id
         if decision.existing_entry_id is not None:
-            tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys)
+            tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys,
+                            raw_digest=raw)
         elif story_id is None:
             story = dedupe.build_story([StoredMember(0, entry, tx.now, "new", None)], infos)
             story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), story)
             tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                         score=decision.score, band_keys=keys)
+                         score=decision.score, band_keys=keys, raw_digest=raw)
             new_entries += 1
         else:
             tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                         score=decision.score, band_keys=keys)
+                         score=decision.score, band_keys=keys, raw_digest=raw)
             new_entries += 1
         assert story_id is not None
         if story_id in touched or decision.story_id is not None:

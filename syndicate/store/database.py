@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -231,6 +231,11 @@ class Store:
             ).values(next_fetch_at=until))
             return int(result.rowcount)
 
+    def raw_digests(self, source_id: str) -> dict[str, str]:
+        """GUID → digest of each entry as the source last gave it (see pipeline)."""
+        with self.engine.connect() as conn:
+            return UpdateTransaction(conn, datetime.now(UTC)).raw_digests(source_id)
+
     def source_statuses(self) -> list[SourceStatus]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(sources).order_by(sources.c.id)).all()
@@ -344,6 +349,8 @@ class Store:
 _EXISTING_ENTRY = sa.select(entries.c.id, entries.c.story_id, entries.c.digest,
                             entries.c.published, entries.c.updated).where(
     entries.c.source_id == sa.bindparam("source_id"), entries.c.guid == sa.bindparam("guid"))
+_RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
+    entries.c.source_id == sa.bindparam("source_id"))
 _STORY_BY_LINK = sa.select(entries.c.story_id).where(
     entries.c.link == sa.bindparam("link"),
     entries.c.source_id != sa.bindparam("source_id")).limit(1)
@@ -368,6 +375,8 @@ _INSERT_OUTLETS = story_outlets.insert()
 _DELETE_OUTLETS = story_outlets.delete().where(
     story_outlets.c.story_id == sa.bindparam("story_id"))
 _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
+_SET_RAW_DIGEST = entries.update().where(entries.c.id == sa.bindparam("entry_id")).values(
+    raw_digest=sa.bindparam("new_raw_digest"))
 _DELETE_BANDS = entry_bands.delete().where(entry_bands.c.entry_id == sa.bindparam("entry_id"))
 
 
@@ -391,6 +400,11 @@ class UpdateTransaction:
             title = config.title or (row.site_title if row is not None else None)
             infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
         return infos
+
+    def raw_digests(self, source_id: str) -> dict[str, str]:
+        """GUID → digest of the entry as the feed last gave it, for this source's entries."""
+        rows = self.conn.execute(_RAW_DIGESTS, {"source_id": source_id})
+        return {r.guid: r.raw_digest for r in rows if r.raw_digest}
 
     def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
         row = self.conn.execute(_EXISTING_ENTRY, {"source_id": source_id, "guid": guid}).first()
@@ -436,10 +450,12 @@ class UpdateTransaction:
                                  tuple(r.numbers)) for r in rows]
 
     def add_entry(self, entry: Entry, story_id: int, *, digest: str, reason: str,
-                  score: float | None, band_keys: Sequence[int] = ()) -> int:
+                  score: float | None, band_keys: Sequence[int] = (),
+                  raw_digest: str | None = None) -> int:
         result = self.conn.execute(_INSERT_ENTRY, dict(
             story_id=story_id, source_id=entry.source_id, guid=entry.guid, first_seen=self.now,
-            reason=reason, score=score, digest=digest, **_entry_values(entry)))
+            reason=reason, score=score, digest=digest, raw_digest=raw_digest,
+            **_entry_values(entry)))
         key = result.inserted_primary_key
         assert key is not None
         entry_id = int(key[0])
@@ -447,11 +463,14 @@ class UpdateTransaction:
         return entry_id
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
-                     band_keys: Sequence[int] = ()) -> None:
+                     band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
-                                              **_entry_values(entry)))
+                                              raw_digest=raw_digest, **_entry_values(entry)))
         self.conn.execute(_DELETE_BANDS, {"entry_id": entry_id})
         self._index_bands(entry_id, entry, band_keys)
+
+    def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
+        self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
 
     def _index_bands(self, entry_id: int, entry: Entry, band_keys: Sequence[int]) -> None:
         if band_keys:

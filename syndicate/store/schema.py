@@ -118,6 +118,7 @@ entries = sa.Table(
     sa.Column("place", sa.Text),
     sa.Column("content_hash", sa.String(64)),
     sa.Column("digest", sa.String(64), nullable=False),  # of every field we republish
+    sa.Column("raw_digest", sa.String(64)),  # of the entry as the feed gave it
     sa.Column("lead_signature", sa.LargeBinary),  # MinHash, see ingest/similarity.py
     sa.Column("body_signature", sa.LargeBinary),
     sa.Column("numbers", sa.JSON, nullable=False),
