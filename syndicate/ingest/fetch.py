@@ -39,7 +39,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +49,7 @@ import requests
 import urllib3.exceptions
 
 from syndicate.errors import FetchError, GoneError, HTTPStatusError
+from syndicate.ingest.pacing import parse_http_date, parse_retry_after
 from syndicate.types import FetchResult, FetchState, NotModified
 
 # Feed types first; generic XML/JSON (what many servers label feeds with) lower; anything last,
@@ -92,31 +92,6 @@ def new_session(settings: FetchSettings) -> requests.Session:
 def body_hash(content: bytes) -> str:
     """The hash stored as ``FetchState.content_hash`` for a body (hex SHA-256)."""
     return hashlib.sha256(content).hexdigest()
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait according to a Retry-After value, or None when absent or unreadable.
-
-    The value is delta-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past means
-    "now" (0). ``now`` is best the response's own Date, so clock skew does not matter.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(int(value))
-    when = _http_date(value)
-    return None if when is None else max(0.0, (when - now).total_seconds())
-
-
-def _http_date(value: str) -> datetime | None:
-    """An HTTP-date in any of its three forms (RFC 9110 §5.6.7), as aware UTC; None if invalid."""
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    # No zone (asctime) or "-0000": HTTP-dates are always UTC.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def fetch(
@@ -419,7 +394,7 @@ def _reason(response: requests.Response) -> str:
 
 def _server_now(response: requests.Response) -> datetime:
     """The response's Date, else our clock: Retry-After dates are the server's clock."""
-    return _http_date(response.headers.get("Date", "")) or datetime.now(UTC)
+    return parse_http_date(response.headers.get("Date", "")) or datetime.now(UTC)
 
 
 def _read_timeout(url: str, settings: FetchSettings) -> FetchError:

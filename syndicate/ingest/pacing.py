@@ -64,26 +64,40 @@ def cache_lifetime(headers: Mapping[str, str], now: datetime) -> timedelta | Non
                 return timedelta(seconds=max(int(value.strip('" ')), 0))
             except ValueError:
                 return None
-    expires = _http_date(headers.get("expires"))
+    expires = parse_http_date(headers.get("expires"))
     return expires - now if expires else None
 
 
 def retry_after(headers: Mapping[str, str], now: datetime) -> timedelta | None:
-    value = headers.get("retry-after", "").strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    when = _http_date(value)
-    return when - now if when else None
+    seconds = parse_retry_after(headers.get("retry-after"), now)
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
-def _http_date(value: str | None) -> datetime | None:
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait according to a Retry-After value, or None when absent or unreadable.
+
+    The value is delta-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past means
+    "now" (0). ``now`` is best the response's own Date, so clock skew does not matter.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    when = parse_http_date(value)
+    return None if when is None else max(0.0, (when - now).total_seconds())
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP-date in any of its three forms (RFC 9110 §5.6.7), as aware UTC; None if invalid."""
     if not value:
         return None
     try:
-        parsed = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # No zone (asctime) or "-0000": HTTP-dates are always UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _clamp(wait: timedelta, floor: timedelta) -> timedelta:
