@@ -68,7 +68,8 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import resolve_relative_uris as _feedparser_resolve_uris
 from lxml import etree
 
-from ..types import Enclosure, ParsedEntry, ParsedFeed, ParsedLink
+from ..types import ParsedFeed
+from .entrydict import non_negative, parsed_entry, text
 
 __all__ = ["parse_fast"]
 
@@ -719,7 +720,7 @@ class _Reader:
         self._children(element, lang)
         self.in_entry = False
         self.has_content = False
-        if not _clean(self.entry.get("id")) and not str(self.entry.get("link") or "").startswith(
+        if not text(self.entry.get("id")) and not str(self.entry.get("link") or "").startswith(
                 ("http://", "https://")):
             # normalize's stand-in GUID hashes the entry's HTML as parsed, which feedparser
             # re-serializes and we do not: only feedparser gives the same stand-in.
@@ -986,11 +987,11 @@ class _Reader:
     def result(self, warning: str | None) -> ParsedFeed:
         feed = self.feed
         return ParsedFeed(
-            title=_clean(feed.get("title")),
+            title=text(feed.get("title")),
             link=feed.get("link") or None,
-            language=_clean(feed.get("language")),
-            entries=tuple(_entry(e) for e in self.entries[:_MAX_ENTRIES]),
-            ttl_minutes=_int(feed.get("ttl")),
+            language=text(feed.get("language")),
+            entries=tuple(parsed_entry(e, _as_datetime) for e in self.entries[:_MAX_ENTRIES]),
+            ttl_minutes=non_negative(feed.get("ttl")),
             warning=warning,
         )
 
@@ -1044,65 +1045,6 @@ _HANDLERS: dict[str, Handler] = {
 }
 
 
-def _entry(entry: Context) -> ParsedEntry:
-    """parse.py's _entry over our dictionaries (which hold datetimes, not struct_times)."""
-    content = entry.get("content") or []
-    content_html = content[0]["value"] if content else None
-    summary = entry.get("summary")
-    if content_html and summary == content_html:
-        summary = None  # RSS description doubling as content: keep it once
-    return ParsedEntry(
-        guid=_clean(entry.get("id")),
-        link=entry.get("link") or None,
-        title=entry.get("title") or None,
-        summary_html=summary or None,
-        content_html=content_html or None,
-        published=entry.get("published_parsed"),
-        updated=entry.get("updated_parsed"),
-        authors=tuple(a["name"] for a in entry.get("authors") or [] if a.get("name")),
-        categories=tuple(t["term"] for t in entry.get("tags") or [] if t.get("term")),
-        enclosures=tuple(_enclosures(entry)),
-        language=_clean(content[0]["language"]) if content else None,
-        cited=tuple(_cited(entry)),
-    )
-
-
-def _enclosures(entry: Context) -> list[Enclosure]:
-    return [Enclosure(url=link["href"], type=link.get("type") or None,
-                      length=_int(link.get("length")))
-            for link in entry.get("links") or []
-            if link.get("rel") == "enclosure" and link.get("href")]
-
-
-def _cited(entry: Context) -> list[ParsedLink]:
-    """RSS <source url>, Atom <source>, rel="via", dc:source — parse.py's _cited order."""
-    cited = []
-    source = entry.get("source")
-    if isinstance(source, dict):
-        url = source.get("href") or source.get("link")
-        if url or source.get("title"):
-            cited.append(ParsedLink(url=url or None, title=_clean(source.get("title"))))
-    for link in entry.get("links") or []:
-        if link.get("rel") == "via" and link.get("href"):
-            cited.append(ParsedLink(url=link["href"], title=_clean(link.get("title"))))
-    dc_source = entry.get("dc_source")
-    if isinstance(dc_source, str) and dc_source.strip():
-        value = dc_source.strip()
-        is_url = value.startswith(("http://", "https://"))
-        cited.append(ParsedLink(url=value if is_url else None, title=None if is_url else value))
-    return cited
-
-
-def _clean(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _int(value: object) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
+def _as_datetime(value: object) -> datetime | None:
+    """Our dictionaries hold datetimes already (feedparser's hold struct_times)."""
+    return value if isinstance(value, datetime) else None

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import feedparser
 
 from ..errors import ParseError
-from ..types import Enclosure, ParsedEntry, ParsedFeed, ParsedLink
+from ..types import ParsedFeed
+from .entrydict import non_negative, parsed_entry, text
 from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 
@@ -56,11 +55,11 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         problem = parsed.get("bozo_exception")
         warning = f"feed is not well-formed, recovered what could be read: {problem}"
     return ParsedFeed(
-        title=_text(feed.get("title")),
+        title=text(feed.get("title")),
         link=feed.get("link") or None,
-        language=_text(feed.get("language")),
-        entries=tuple(_entry(e) for e in parsed.entries[:_MAX_ENTRIES]),
-        ttl_minutes=_int(feed.get("ttl")),
+        language=text(feed.get("language")),
+        entries=tuple(parsed_entry(e, _date) for e in parsed.entries[:_MAX_ENTRIES]),
+        ttl_minutes=non_negative(feed.get("ttl")),
         warning=warning,
     )
 
@@ -75,59 +74,6 @@ def _not_a_feed_message(content: bytes, exception: object) -> str:
     return f"the response is not an RSS, Atom or JSON feed{detail}"
 
 
-def _entry(entry: dict[str, Any]) -> ParsedEntry:
-    content = entry.get("content") or []
-    content_html = content[0].get("value") if content else None
-    summary = entry.get("summary")
-    if content_html and summary == content_html:
-        summary = None  # RSS description doubling as content: keep it once
-    return ParsedEntry(
-        guid=_text(entry.get("id")),
-        link=entry.get("link") or None,
-        title=entry.get("title") or None,
-        summary_html=summary or None,
-        content_html=content_html or None,
-        # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed
-        # with a DeprecationWarning; we want exactly what the feed said.
-        published=_date(dict.get(entry, "published_parsed")),
-        updated=_date(dict.get(entry, "updated_parsed")),
-        authors=tuple(a["name"] for a in entry.get("authors") or [] if a.get("name")),
-        categories=tuple(t["term"] for t in entry.get("tags") or [] if t.get("term")),
-        enclosures=tuple(_enclosures(entry)),
-        language=_text((entry.get("content") or [{}])[0].get("language"))
-        if content else None,
-        cited=tuple(_cited(entry)),
-    )
-
-
-def _enclosures(entry: Mapping[str, Any]) -> list[Enclosure]:
-    found = []
-    for link in entry.get("links") or []:
-        if link.get("rel") == "enclosure" and link.get("href"):
-            found.append(Enclosure(url=link["href"], type=link.get("type") or None,
-                                   length=_int(link.get("length"))))
-    return found
-
-
-def _cited(entry: Mapping[str, Any]) -> list[ParsedLink]:
-    """The outlets the feed itself names: RSS <source url>, Atom <source>, rel="via", dc:source."""
-    cited = []
-    source = entry.get("source")
-    if isinstance(source, Mapping):
-        url = source.get("href") or source.get("link")
-        if url or source.get("title"):
-            cited.append(ParsedLink(url=url or None, title=_text(source.get("title"))))
-    for link in entry.get("links") or []:
-        if link.get("rel") == "via" and link.get("href"):
-            cited.append(ParsedLink(url=link["href"], title=_text(link.get("title"))))
-    dc_source = entry.get("dc_source")
-    if isinstance(dc_source, str) and dc_source.strip():
-        value = dc_source.strip()
-        is_url = value.startswith(("http://", "https://"))
-        cited.append(ParsedLink(url=value if is_url else None, title=None if is_url else value))
-    return cited
-
-
 def _date(value: object) -> datetime | None:
     """feedparser's UTC struct_time → aware datetime; absurd values are dropped."""
     if not isinstance(value, time.struct_time):
@@ -136,18 +82,3 @@ def _date(value: object) -> datetime | None:
         return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
     except (OverflowError, ValueError, OSError):
         return None
-
-
-def _text(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _int(value: object) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
