@@ -23,7 +23,7 @@ def parsed_entry(entry: dict[str, Any], date: DateReader) -> ParsedEntry:
     if content_html and summary == content_html:
         summary = None  # RSS description doubling as content: keep it once
     return ParsedEntry(
-        guid=text(entry.get("id")),
+        guid=optional_text(entry.get("id")),
         link=entry.get("link") or None,
         title=entry.get("title") or None,
         summary_html=summary or None,
@@ -35,7 +35,7 @@ def parsed_entry(entry: dict[str, Any], date: DateReader) -> ParsedEntry:
         authors=tuple(a["name"] for a in entry.get("authors") or [] if a.get("name")),
         categories=tuple(t["term"] for t in entry.get("tags") or [] if t.get("term")),
         enclosures=tuple(_enclosures(entry)),
-        language=text(content[0].get("language")) if content else None,
+        language=optional_text(content[0].get("language")) if content else None,
         cited=tuple(_cited(entry)),
     )
 
@@ -54,10 +54,10 @@ def _cited(entry: Mapping[str, Any]) -> list[ParsedLink]:
     if isinstance(source, Mapping):
         url = source.get("href") or source.get("link")
         if url or source.get("title"):
-            cited.append(ParsedLink(url=url or None, title=text(source.get("title"))))
+            cited.append(ParsedLink(url=url or None, title=optional_text(source.get("title"))))
     for link in entry.get("links") or []:
         if link.get("rel") == "via" and link.get("href"):
-            cited.append(ParsedLink(url=link["href"], title=text(link.get("title"))))
+            cited.append(ParsedLink(url=link["href"], title=optional_text(link.get("title"))))
     dc_source = entry.get("dc_source")
     if isinstance(dc_source, str) and dc_source.strip():
         value = dc_source.strip()
@@ -66,7 +66,7 @@ def _cited(entry: Mapping[str, Any]) -> list[ParsedLink]:
     return cited
 
 
-def text(value: object) -> str | None:
+def optional_text(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()

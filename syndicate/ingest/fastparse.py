@@ -69,7 +69,7 @@ from feedparser.urls import resolve_relative_uris as _feedparser_resolve_uris
 from lxml import etree
 
 from ..types import ParsedFeed
-from .entrydict import non_negative, parsed_entry, text
+from .entrydict import non_negative, optional_text, parsed_entry
 
 __all__ = ["parse_fast"]
 
@@ -720,8 +720,8 @@ class _Reader:
         self._children(element, lang)
         self.in_entry = False
         self.has_content = False
-        if not text(self.entry.get("id")) and not str(self.entry.get("link") or "").startswith(
-                ("http://", "https://")):
+        link = str(self.entry.get("link") or "")
+        if not optional_text(self.entry.get("id")) and not link.startswith(("http://", "https://")):
             # normalize's stand-in GUID hashes the entry's HTML as parsed, which feedparser
             # re-serializes and we do not: only feedparser gives the same stand-in.
             raise _Refuse
@@ -987,9 +987,9 @@ class _Reader:
     def result(self, warning: str | None) -> ParsedFeed:
         feed = self.feed
         return ParsedFeed(
-            title=text(feed.get("title")),
+            title=optional_text(feed.get("title")),
             link=feed.get("link") or None,
-            language=text(feed.get("language")),
+            language=optional_text(feed.get("language")),
             entries=tuple(parsed_entry(e, _as_datetime) for e in self.entries[:_MAX_ENTRIES]),
             ttl_minutes=non_negative(feed.get("ttl")),
             warning=warning,

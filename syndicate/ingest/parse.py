@@ -20,7 +20,7 @@ import feedparser
 
 from ..errors import ParseError
 from ..types import ParsedFeed
-from .entrydict import non_negative, parsed_entry, text
+from .entrydict import non_negative, optional_text, parsed_entry
 from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 
@@ -55,9 +55,9 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         problem = parsed.get("bozo_exception")
         warning = f"feed is not well-formed, recovered what could be read: {problem}"
     return ParsedFeed(
-        title=text(feed.get("title")),
+        title=optional_text(feed.get("title")),
         link=feed.get("link") or None,
-        language=text(feed.get("language")),
+        language=optional_text(feed.get("language")),
         entries=tuple(parsed_entry(e, _date) for e in parsed.entries[:_MAX_ENTRIES]),
         ttl_minutes=non_negative(feed.get("ttl")),
         warning=warning,
