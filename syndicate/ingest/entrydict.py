@@ -6,13 +6,28 @@ lxml; reading them in one place keeps the two parsers' output the same by constr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..types import Enclosure, ParsedEntry, ParsedLink
+from ..types import Enclosure, ParsedEntry, ParsedFeed, ParsedLink
 
 DateReader = Callable[[object], "datetime | None"]
+
+
+MAX_ENTRIES = 2000  # a feed with more is truncated: nobody publishes that many at once
+
+
+def parsed_feed(feed: Mapping[str, Any], entries: Sequence[dict[str, Any]], date: DateReader,
+                warning: str | None) -> ParsedFeed:
+    return ParsedFeed(
+        title=optional_text(feed.get("title")),
+        link=feed.get("link") or None,
+        language=optional_text(feed.get("language")),
+        entries=tuple(parsed_entry(e, date) for e in entries[:MAX_ENTRIES]),
+        ttl_minutes=non_negative(feed.get("ttl")),
+        warning=warning,
+    )
 
 
 def parsed_entry(entry: dict[str, Any], date: DateReader) -> ParsedEntry:

@@ -69,11 +69,10 @@ from feedparser.urls import resolve_relative_uris as _feedparser_resolve_uris
 from lxml import etree
 
 from ..types import ParsedFeed
-from .entrydict import non_negative, optional_text, parsed_entry
+from .entrydict import optional_text, parsed_feed
 
 __all__ = ["parse_fast"]
 
-_MAX_ENTRIES = 2000  # as parse.py: a feed with more is truncated
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -985,15 +984,7 @@ class _Reader:
     # -- the result, as parse.py builds it from feedparser's dictionaries
 
     def result(self, warning: str | None) -> ParsedFeed:
-        feed = self.feed
-        return ParsedFeed(
-            title=optional_text(feed.get("title")),
-            link=feed.get("link") or None,
-            language=optional_text(feed.get("language")),
-            entries=tuple(parsed_entry(e, _as_datetime) for e in self.entries[:_MAX_ENTRIES]),
-            ttl_minutes=non_negative(feed.get("ttl")),
-            warning=warning,
-        )
+        return parsed_feed(self.feed, self.entries, _as_datetime, warning)
 
 
 def _enforce_href(attributes: dict[str, str]) -> dict[str, str]:

@@ -20,11 +20,9 @@ import feedparser
 
 from ..errors import ParseError
 from ..types import ParsedFeed
-from .entrydict import non_negative, optional_text, parsed_entry
+from .entrydict import parsed_feed
 from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
-
-_MAX_ENTRIES = 2000  # a feed with more is truncated: nobody publishes that many at once
 
 
 def parse_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -54,14 +52,7 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     if parsed.get("bozo"):
         problem = parsed.get("bozo_exception")
         warning = f"feed is not well-formed, recovered what could be read: {problem}"
-    return ParsedFeed(
-        title=optional_text(feed.get("title")),
-        link=feed.get("link") or None,
-        language=optional_text(feed.get("language")),
-        entries=tuple(parsed_entry(e, _date) for e in parsed.entries[:_MAX_ENTRIES]),
-        ttl_minutes=non_negative(feed.get("ttl")),
-        warning=warning,
-    )
+    return parsed_feed(feed, parsed.entries, _date, warning)
 
 
 def _not_a_feed_message(content: bytes, exception: object) -> str:
