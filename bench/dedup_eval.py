@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 from bench.corpus import corpus_dir, ground_truth  # noqa: E402
 from syndicate.ingest.normalize import normalize_entry  # noqa: E402
 from syndicate.ingest.parse import parse_feed  # noqa: E402
-from syndicate.ingest.pipeline import apply_entries  # noqa: E402
+from syndicate.ingest.placing import apply_entries  # noqa: E402
 from syndicate.store import Store  # noqa: E402
 from syndicate.store.schema import band_bucket  # noqa: E402
 from syndicate.store.schema import entries as entries_table  # noqa: E402

@@ -13,6 +13,7 @@ from syndicate.ingest import dedupe
 from syndicate.publish import rendered_feed
 from syndicate.store import Store
 from syndicate.store import schema as store_schema
+from syndicate.store.database import NewEntry
 from syndicate.types import SourceConfig, SourceInfo, StoredMember
 from tests.factories import T0, later, make_entry, ref
 
@@ -76,15 +77,15 @@ def test_changing_a_source_url_forgets_its_validators(store: Store) -> None:
 def add_story(store: Store, *entries_and_reasons: tuple[object, str]) -> int:
     infos = {"a": SourceInfo("a", "A", "https://a.example/"),
              "b": SourceInfo("b", "B", "https://b.example/")}
-    story_id = None
+    entries = [entry for entry, _ in entries_and_reasons]
     with store.transaction(T0) as tx:
-        for entry, reason in entries_and_reasons:
-            if story_id is None:
-                first = dedupe.build_story([StoredMember(0, entry, T0, "new", None)], infos)  # type: ignore[list-item]
-                story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), first)  # type: ignore[attr-defined]
-            tx.add_entry(entry, story_id, digest=dedupe.entry_digest(entry),  # type: ignore[arg-type]
-                         reason=reason, score=None)
-        assert story_id is not None
+        first = entries[0]
+        (story_id,) = tx.insert_stories([(
+            dedupe.story_guid(first.source_id, first.guid),  # type: ignore[attr-defined]
+            dedupe.build_story([StoredMember(0, first, T0, "new", None)], infos))])  # type: ignore[arg-type]
+        tx.insert_entries([
+            NewEntry(entry, story_id, dedupe.entry_digest(entry), reason, None, None, ())  # type: ignore[arg-type]
+            for entry, reason in entries_and_reasons])
         tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
     return story_id
 
@@ -107,12 +108,12 @@ def test_stories_and_members_round_trip(store: Store) -> None:
         ("a", "g1", "new"), ("b", "g9", "url")]
 
     with store.transaction(T0) as tx:
-        existing = tx.existing_entry("b", "g9")
-        assert existing is not None and existing.story_id == story.id
-        assert tx.story_by_link(first.link, "c") == story.id
-        assert tx.story_by_link(first.link, "a") == story.id  # b's entry has it too
-        assert tx.story_by_link(first.link + "x", "c") is None
-        assert tx.story_by_hash("nope") is None
+        existing = tx.existing_entries("b", ["g9", "nope"])
+        assert list(existing) == ["g9"] and existing["g9"].story_id == story.id
+        assert first.link is not None
+        assert tx.links_in_use([first.link, first.link + "x"]) == {
+            first.link: [(story.id, "a"), (story.id, "b")]}
+        assert tx.stories_by_hashes(["nope"]) == {}
 
 
 def test_select_filters_and_orders(store: Store) -> None:
@@ -133,9 +134,9 @@ def test_a_failed_update_leaves_nothing_behind(store: Store) -> None:
     store.sync_sources([source("a")], T0)
     with pytest.raises(RuntimeError), store.transaction(T0) as tx:
         entry = make_entry("a", "g1")
-        story_id = tx.new_story("urn:uuid:x", dedupe.build_story(
-            [StoredMember(0, entry, T0, "new", None)], {}))
-        tx.add_entry(entry, story_id, digest="d", reason="new", score=None)
+        (story_id,) = tx.insert_stories([("urn:uuid:x", dedupe.build_story(
+            [StoredMember(0, entry, T0, "new", None)], {}))])
+        tx.insert_entries([NewEntry(entry, story_id, "d", "new", None, None, (1, 2))])
         raise RuntimeError("killed mid-update")
     assert store.story_count() == 0
     with store.engine.connect() as conn:
@@ -207,3 +208,37 @@ def test_concurrent_writers_wait_for_each_other(store: Store) -> None:
         thread.join()
     assert errors == []
     assert store.story_count() == 30
+
+
+def test_placing_a_batch_on_both_backends(store: Store) -> None:
+    """The batched look-ups and bulk inserts of ingest/placing.py, on SQLite and PostgreSQL:
+    exact keys, similarity within the batch and against the store, a repeated GUID."""
+    from syndicate.ingest import similarity
+    from syndicate.ingest.placing import apply_entries
+    from syndicate.types import DedupeConfig
+
+    text = ("The river authority opened the rebuilt lock at Kesselbrück on Tuesday after "
+            "14 months of work, letting barges of up to 110 metres pass again.")
+
+    def fingerprinted(source_id: str, guid: str, body: str, **changes: object) -> object:
+        return make_entry(source_id, guid, text=body, lead_signature=similarity.signature(body),
+                          body_signature=similarity.signature(body),
+                          numbers=similarity.numbers(body), **changes)
+
+    store.sync_sources([source("a"), source("b")], T0)
+    first = fingerprinted("a", "a1", text)
+    copy = fingerprinted("b", "b1", "Update: " + text, link="https://partner.example/x")
+    other = fingerprinted("a", "a2", "A different story about a library and its opening hours "
+                          "during the exam season, with students collecting signatures.")
+    with store.transaction(T0) as tx:
+        new, touched = apply_entries(tx, [first, other, first, copy],  # type: ignore[list-item]
+                                     DedupeConfig(), {})
+    assert (new, len(touched)) == (3, 2)  # the repeated GUID is skipped
+
+    late = fingerprinted("b", "b2", "Archive: " + text, link="https://partner.example/y")
+    same_link = make_entry("b", "b3", link=first.link)  # type: ignore[attr-defined]
+    with store.transaction(T0) as tx:
+        apply_entries(tx, [late, same_link], DedupeConfig(), {})  # type: ignore[list-item]
+    stories = store.stories_with_members(store.select_stories(["a", "b"]))
+    by_size = sorted((len(s.members), sorted(m.reason for m in s.members)) for s in stories)
+    assert by_size == [(1, ["new"]), (4, ["new", "similar", "similar", "url"])]

@@ -19,31 +19,28 @@ source never takes down the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import requests
 
 from ..errors import GoneError, SourceError
-from ..languages import primary_language
-from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
+from ..store import RedirectUpdate, Store, source_host
 from ..types import (
     DedupeConfig,
-    Entry,
-    ExistingEntry,
     FetchResult,
     FetchState,
     NotModified,
     ParsedFeed,
     SourceConfig,
     SourceInfo,
-    StoredMember,
 )
-from . import dedupe, pacing
+from . import pacing
 from .fetch import FetchSettings, body_hash, fetch
 from .normalize import input_digest, normalize_entry, plain_title
 from .parse import parse_feed
+from .placing import apply_entries
 
 log = logging.getLogger(__name__)
 
@@ -120,68 +117,6 @@ def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, 
                 now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
                 floor=floor))
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
-
-
-def apply_entries(tx: UpdateTransaction, entries: Iterable[Entry], config: DedupeConfig,
-                  infos: Mapping[str, SourceInfo],
-                  raw_digests: Mapping[str, str] | None = None) -> tuple[int, set[int]]:
-    """Place each entry in its story (new, joined, or updated in place) and rebuild the
-    stories that gained or changed a member; return the number of new entries and the ids of
-    the stories that changed. A new story is written whole at once: no rebuild needed."""
-    new_entries = 0
-    touched: set[int] = set()
-    rebuild: set[int] = set()
-    for entry in entries:
-        existing = tx.existing_entry(entry.source_id, entry.guid)
-        if existing is not None and not entry.dated:
-            # the feed still gives no date: keep the one the entry got when first seen
-            entry = replace(entry, published=existing.published,
-                            updated=max(existing.updated, existing.published))
-        decision = _decide(tx, entry, existing, config)
-        raw = (raw_digests or {}).get(entry.guid)
-        if not decision.changed:
-            if raw is not None and existing is not None:
-                tx.remember_raw_digest(existing.id, raw)
-            continue
-        digest = dedupe.entry_digest(entry)
-        keys = dedupe.band_keys(entry)
-        story_id = decision.story_id
-        if decision.existing_entry_id is not None:
-            tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys,
-                            raw_digest=raw)
-        elif story_id is None:
-            story = dedupe.build_story([StoredMember(0, entry, tx.now, "new", None)], infos)
-            story_id = tx.new_story(dedupe.story_guid(entry.source_id, entry.guid), story)
-            tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                         score=decision.score, band_keys=keys, raw_digest=raw)
-            new_entries += 1
-        else:
-            tx.add_entry(entry, story_id, digest=digest, reason=decision.reason,
-                         score=decision.score, band_keys=keys, raw_digest=raw)
-            new_entries += 1
-        assert story_id is not None
-        if story_id in touched or decision.story_id is not None:
-            rebuild.add(story_id)
-        touched.add(story_id)
-    for story_id in rebuild:
-        tx.write_story(story_id, dedupe.build_story(tx.members(story_id), infos))
-    return new_entries, touched
-
-
-def _decide(tx: UpdateTransaction, entry: Entry, existing: ExistingEntry | None,
-            config: DedupeConfig) -> dedupe.StoryDecision:
-    """Exact keys first; only an entry they do not place pays for the similarity look-up."""
-    link_key = entry.link if dedupe.link_identifies_story(entry.link) else None
-    by_link = tx.story_by_link(link_key, entry.source_id) if existing is None else None
-    by_hash = tx.story_by_hash(entry.content_hash) if existing is None and by_link is None \
-        else None
-    similar = None
-    if existing is None and by_link is None and by_hash is None:
-        candidates = tx.similar_candidates(
-            dedupe.band_keys(entry), language=primary_language(entry.language),
-            published=entry.published, window=config.window)
-        similar = dedupe.best_similar(entry, candidates, config.threshold)
-    return dedupe.decide(entry, existing, by_link, by_hash, similar)
 
 
 def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> SourceInfo:

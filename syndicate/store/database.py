@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +40,29 @@ from ..types import (
 )
 from . import schema
 from .schema import band_bucket, entries, entry_bands, rendered, sources, stories, story_outlets
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to insert under its story, with what placing it decided."""
+
+    entry: Entry
+    story_id: int
+    digest: str
+    reason: str
+    score: float | None
+    raw_digest: str | None
+    band_keys: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BandNeighbour:
+    """A stored entry sharing an LSH band key, with what verification needs."""
+
+    band_key: int
+    published: datetime
+    language: str
+    candidate: SimilarCandidate
 
 
 @dataclass(frozen=True)
@@ -347,27 +370,25 @@ class Store:
 
 # The statements of the ingest hot path, built once: SQLAlchemy then reuses their compiled
 # form, instead of constructing and cache-keying a new statement for every entry.
-_EXISTING_ENTRY = sa.select(entries.c.id, entries.c.story_id, entries.c.digest,
-                            entries.c.published, entries.c.updated).where(
-    entries.c.source_id == sa.bindparam("source_id"), entries.c.guid == sa.bindparam("guid"))
+_EXISTING_ENTRIES = sa.select(
+    entries.c.id, entries.c.story_id, entries.c.digest, entries.c.published, entries.c.updated,
+    entries.c.guid).where(entries.c.source_id == sa.bindparam("source_id"),
+                          entries.c.guid.in_(sa.bindparam("guids", expanding=True)))
+_LINKS_IN_USE = sa.select(entries.c.link, entries.c.story_id, entries.c.source_id).where(
+    entries.c.link.in_(sa.bindparam("links", expanding=True)))
+_STORIES_BY_HASHES = sa.select(entries.c.content_hash, entries.c.story_id).where(
+    entries.c.content_hash.in_(sa.bindparam("hashes", expanding=True)))
+_SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
+                       entries.c.body_signature, entries.c.numbers).where(
+    entries.c.id.in_(sa.bindparam("ids", expanding=True)))
+_BAND_NEIGHBOURS = (
+    sa.select(entry_bands.c.band_key, entry_bands.c.published, entry_bands.c.language,
+              entry_bands.c.entry_id)
+    .where(entry_bands.c.bucket.in_(sa.bindparam("buckets", expanding=True)),
+           entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
+           entry_bands.c.published.between(sa.bindparam("since"), sa.bindparam("until"))))
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
     entries.c.source_id == sa.bindparam("source_id"))
-_STORY_BY_LINK = sa.select(entries.c.story_id).where(
-    entries.c.link == sa.bindparam("link"),
-    entries.c.source_id != sa.bindparam("source_id")).limit(1)
-_STORY_BY_HASH = sa.select(entries.c.story_id).where(
-    entries.c.content_hash == sa.bindparam("content_hash")).limit(1)
-_CANDIDATES = (
-    sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
-              entries.c.body_signature, entries.c.numbers)
-    .where(entries.c.id.in_(
-        sa.select(entry_bands.c.entry_id)
-        .where(entry_bands.c.bucket.in_(sa.bindparam("buckets", expanding=True)),
-               entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
-               entry_bands.c.published.between(sa.bindparam("since"), sa.bindparam("until")),
-               entry_bands.c.language == sa.bindparam("language"))
-        .distinct()))
-    .order_by(entries.c.id.desc()).limit(sa.bindparam("limit")))
 _INSERT_STORY = stories.insert()
 _INSERT_ENTRY = entries.insert()
 _INSERT_BANDS = entry_bands.insert()
@@ -407,79 +428,89 @@ class UpdateTransaction:
         rows = self.conn.execute(_RAW_DIGESTS, {"source_id": source_id})
         return {r.guid: r.raw_digest for r in rows if r.raw_digest}
 
-    def existing_entry(self, source_id: str, guid: str) -> ExistingEntry | None:
-        row = self.conn.execute(_EXISTING_ENTRY, {"source_id": source_id, "guid": guid}).first()
-        if row is None:
-            return None
-        return ExistingEntry(row.id, row.story_id, row.digest, row.published, row.updated)
+    # --- batched look-ups and writes (ingest/placing.py) -------------------------------------
 
-    def story_by_link(self, link: str | None, source_id: str) -> int | None:
-        """The story of another source's entry with this link. Within one source a shared
-        link is no identity (a section page, a live blog): the other keys decide there."""
-        if not link:
-            return None
-        return self.conn.execute(_STORY_BY_LINK, {"link": link, "source_id": source_id}).scalar()
+    def existing_entries(self, source_id: str, guids: Iterable[str]) -> dict[str, ExistingEntry]:
+        found = {}
+        for chunk in _chunks(list(guids)):
+            rows = self.conn.execute(_EXISTING_ENTRIES, {"source_id": source_id, "guids": chunk})
+            for r in rows:
+                found[r.guid] = ExistingEntry(r.id, r.story_id, r.digest, r.published, r.updated)
+        return found
 
-    def story_by_hash(self, content_hash: str | None) -> int | None:
-        if not content_hash:
-            return None
-        return self.conn.execute(_STORY_BY_HASH, {"content_hash": content_hash}).scalar()
+    def links_in_use(self, links: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
+        """Link → (story id, source id) of every stored entry with that link."""
+        found: dict[str, list[tuple[int, str]]] = {}
+        for chunk in _chunks(list(links)):
+            for r in self.conn.execute(_LINKS_IN_USE, {"links": chunk}):
+                found.setdefault(r.link, []).append((r.story_id, r.source_id))
+        return found
 
-    def new_story(self, guid: str, story: StoryUpdate) -> int:
-        """Insert a story built from its first member."""
-        result = self.conn.execute(_INSERT_STORY, dict(
-            guid=guid, first_seen=self.now, **_story_values(story)))
-        key = result.inserted_primary_key
-        assert key is not None
-        story_id = int(key[0])
-        self._index_outlets(story_id, story)
-        return story_id
+    def stories_by_hashes(self, hashes: Iterable[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(hashes)):
+            for r in self.conn.execute(_STORIES_BY_HASHES, {"hashes": chunk}):
+                found.setdefault(r.content_hash, r.story_id)
+        return found
 
-    def similar_candidates(self, band_keys: Sequence[int], *, language: str,
-                           published: datetime, window: timedelta,
-                           limit: int = 200) -> list[SimilarCandidate]:
-        """Stored entries sharing a band key, dated within ``window`` of ``published``, in
-        the same primary language; the most recent ``limit`` of them."""
-        if not band_keys:
+    def band_neighbours(self, band_keys: Iterable[int], since: datetime,
+                        until: datetime) -> list[BandNeighbour]:
+        """Stored entries indexed under any of these band keys, dated in [since, until]."""
+        buckets = list(range(band_bucket(since), band_bucket(until) + 1))
+        rows: list[Any] = []
+        for chunk in _chunks(list(band_keys)):
+            rows += self.conn.execute(_BAND_NEIGHBOURS, {
+                "buckets": buckets, "keys": chunk, "since": since, "until": until}).all()
+        # An entry sharing many bands comes back once per band: load its signatures once.
+        candidates: dict[int, SimilarCandidate] = {}
+        for chunk in _chunks(list({r.entry_id for r in rows})):
+            for r in self.conn.execute(_SIGNATURES, {"ids": chunk}):
+                candidates[r.id] = SimilarCandidate(r.id, r.story_id, r.lead_signature,
+                                                    r.body_signature, tuple(r.numbers))
+        return [BandNeighbour(r.band_key, r.published, r.language, candidates[r.entry_id])
+                for r in rows]
+
+    def insert_stories(self, new: Sequence[tuple[str, StoryUpdate]]) -> list[int]:
+        """Insert stories (GUID, fields); their ids, in order."""
+        if not new:
             return []
-        since, until = published - window, published + window
-        rows = self.conn.execute(_CANDIDATES, {
-            "buckets": list(range(band_bucket(since), band_bucket(until) + 1)),
-            "keys": list(band_keys), "since": since, "until": until,
-            "language": language, "limit": limit})
-        return [SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
-                                 tuple(r.numbers)) for r in rows]
+        rows = self.conn.execute(
+            _INSERT_STORY.returning(stories.c.id, sort_by_parameter_order=True),
+            [dict(guid=guid, first_seen=self.now, **_story_values(story))
+             for guid, story in new])
+        ids = [int(r.id) for r in rows]
+        outlets = [{"story_id": story_id, "outlet_key": s.key[:255], "carried": s.carried}
+                   for story_id, (_, story) in zip(ids, new, strict=True)
+                   for s in story.sources]
+        if outlets:
+            self.conn.execute(_INSERT_OUTLETS, outlets)
+        return ids
 
-    def add_entry(self, entry: Entry, story_id: int, *, digest: str, reason: str,
-                  score: float | None, band_keys: Sequence[int] = (),
-                  raw_digest: str | None = None) -> int:
-        result = self.conn.execute(_INSERT_ENTRY, dict(
-            story_id=story_id, source_id=entry.source_id, guid=entry.guid, first_seen=self.now,
-            reason=reason, score=score, digest=digest, raw_digest=raw_digest,
-            **_entry_values(entry)))
-        key = result.inserted_primary_key
-        assert key is not None
-        entry_id = int(key[0])
-        self._index_bands(entry_id, entry, band_keys)
-        return entry_id
+    def insert_entries(self, new: Sequence[NewEntry]) -> None:
+        """Insert entries under their stories, and index their bands."""
+        if not new:
+            return
+        rows = self.conn.execute(
+            _INSERT_ENTRY.returning(entries.c.id, sort_by_parameter_order=True),
+            [dict(story_id=n.story_id, source_id=n.entry.source_id, guid=n.entry.guid,
+                  first_seen=self.now, reason=n.reason, score=n.score, digest=n.digest,
+                  raw_digest=n.raw_digest, **_entry_values(n.entry)) for n in new])
+        bands = []
+        for entry_id, n in zip((int(r.id) for r in rows), new, strict=True):
+            bands += _band_rows(entry_id, n.entry, n.band_keys)
+        if bands:
+            self.conn.execute(_INSERT_BANDS, bands)
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
         self.conn.execute(_DELETE_BANDS, {"entry_id": entry_id})
-        self._index_bands(entry_id, entry, band_keys)
+        if band_keys:
+            self.conn.execute(_INSERT_BANDS, _band_rows(entry_id, entry, band_keys))
 
     def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
         self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
-
-    def _index_bands(self, entry_id: int, entry: Entry, band_keys: Sequence[int]) -> None:
-        if band_keys:
-            language = primary_language(entry.language)
-            bucket = band_bucket(entry.published)
-            self.conn.execute(_INSERT_BANDS, [
-                {"bucket": bucket, "band_key": key, "published": entry.published,
-                 "language": language, "entry_id": entry_id} for key in band_keys])
 
     def members(self, story_id: int) -> list[StoredMember]:
         rows = self.conn.execute(
@@ -512,6 +543,19 @@ class UpdateTransaction:
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
+
+
+def _band_rows(entry_id: int, entry: Entry, band_keys: Sequence[int]) -> list[dict[str, Any]]:
+    language = primary_language(entry.language)
+    bucket = band_bucket(entry.published)
+    return [{"bucket": bucket, "band_key": key, "published": entry.published,
+             "language": language, "entry_id": entry_id} for key in band_keys]
+
+
+def _chunks(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:
+    """Look-ups in pieces: SQLite binds at most 32,766 parameters per statement."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _story_values(story: StoryUpdate) -> dict[str, Any]:
