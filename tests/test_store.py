@@ -242,3 +242,23 @@ def test_placing_a_batch_on_both_backends(store: Store) -> None:
     stories = store.stories_with_members(store.select_stories(["a", "b"]))
     by_size = sorted((len(s.members), sorted(m.reason for m in s.members)) for s in stories)
     assert by_size == [(1, ["new"]), (4, ["new", "similar", "similar", "url"])]
+
+
+def test_copies_in_one_batch_respect_the_window(store: Store) -> None:
+    from datetime import timedelta as td
+
+    from syndicate.ingest import similarity
+    from syndicate.ingest.placing import apply_entries
+    from syndicate.types import DedupeConfig
+
+    text = ("The river authority opened the rebuilt lock at Kesselbrück on Tuesday after "
+            "14 months of work, letting barges of up to 110 metres pass again.")
+    sig = similarity.signature(text)
+    old = make_entry("a", "old", text=text, lead_signature=sig, body_signature=sig,
+                     published=T0 - td(days=700), updated=T0 - td(days=700))
+    new = make_entry("b", "new", text=text, lead_signature=sig, body_signature=sig,
+                     link="https://b.example/new")
+    store.sync_sources([source("a"), source("b")], T0)
+    with store.transaction(T0) as tx:
+        apply_entries(tx, [old, new], DedupeConfig(), {})
+    assert store.story_count() == 2  # two years apart: not one story, even in one batch

@@ -42,7 +42,7 @@ class _Batch:
     new_members: dict[int, list[Entry]] = field(default_factory=dict)  # placeholder → members
     links: dict[str, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     hashes: dict[str, int] = field(default_factory=dict)
-    bands: dict[int, list[SimilarCandidate]] = field(default_factory=lambda: defaultdict(list))
+    bands: dict[int, list[BandNeighbour]] = field(default_factory=lambda: defaultdict(list))
     remembered: int = 0  # entries of the batch made findable so far
 
     def new_story(self, entry: Entry) -> int:
@@ -169,11 +169,9 @@ def _candidates(entry: Entry, neighbours: Mapping[int, list[BandNeighbour]], bat
     since, until = entry.published - config.window, entry.published + config.window
     found: dict[int, SimilarCandidate] = {}
     for key in dedupe.band_keys(entry):
-        for row in neighbours.get(key, ()):
+        for row in [*neighbours.get(key, ()), *batch.bands.get(key, ())]:
             if row.language == language and since <= row.published <= until:
                 found.setdefault(row.candidate.entry_id, row.candidate)
-        for candidate in batch.bands.get(key, ()):
-            found.setdefault(candidate.entry_id, candidate)
     return sorted(found.values(), key=lambda c: -c.entry_id)[:_MAX_CANDIDATES]
 
 
@@ -187,8 +185,9 @@ def _remember(batch: _Batch, entry: Entry, story_id: int, keys: Sequence[int]) -
     batch.remembered += 1
     candidate = SimilarCandidate(-batch.remembered, story_id, entry.lead_signature,
                                  entry.body_signature, entry.numbers)
+    language = primary_language(entry.language)
     for key in keys:
-        batch.bands[key].append(candidate)
+        batch.bands[key].append(BandNeighbour(key, entry.published, language, candidate))
 
 
 def _insert_new_stories(tx: UpdateTransaction, batch: _Batch,
