@@ -123,11 +123,11 @@ def _existing(tx: UpdateTransaction,
 
 def _band_neighbours(tx: UpdateTransaction, entries: Sequence[Entry],
                      config: DedupeConfig) -> dict[int, list[BandNeighbour]]:
-    keys = {key for e in entries for key in dedupe.band_keys(e)}
-    if not keys:
+    probes = [(e.published - config.window, e.published + config.window, key)
+              for e in entries for key in dedupe.band_keys(e)]
+    if not probes:
         return {}
-    dates = [e.published for e in entries]
-    rows = tx.band_neighbours(keys, min(dates) - config.window, max(dates) + config.window)
+    rows = tx.band_neighbours(probes)
     by_key: dict[int, list[BandNeighbour]] = defaultdict(list)
     for row in rows:
         by_key[row.band_key].append(row)

@@ -384,9 +384,8 @@ _SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signatu
 _BAND_NEIGHBOURS = (
     sa.select(entry_bands.c.band_key, entry_bands.c.published, entry_bands.c.language,
               entry_bands.c.entry_id)
-    .where(entry_bands.c.bucket.in_(sa.bindparam("buckets", expanding=True)),
-           entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True)),
-           entry_bands.c.published.between(sa.bindparam("since"), sa.bindparam("until"))))
+    .where(entry_bands.c.bucket == sa.bindparam("bucket"),
+           entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True))))
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
     entries.c.source_id == sa.bindparam("source_id"))
 _INSERT_STORY = stories.insert()
@@ -453,14 +452,19 @@ class UpdateTransaction:
                 found.setdefault(r.content_hash, r.story_id)
         return found
 
-    def band_neighbours(self, band_keys: Iterable[int], since: datetime,
-                        until: datetime) -> list[BandNeighbour]:
-        """Stored entries indexed under any of these band keys, dated in [since, until]."""
-        buckets = list(range(band_bucket(since), band_bucket(until) + 1))
+    def band_neighbours(self, probes: Iterable[tuple[datetime, datetime, int]]
+                        ) -> list[BandNeighbour]:
+        """Stored entries indexed under a band key, dated within a probe's [since, until]:
+        one (week, key) index probe per week the range touches."""
+        keys_by_week: dict[int, set[int]] = {}
+        for since, until, key in probes:
+            for bucket in range(band_bucket(since), band_bucket(until) + 1):
+                keys_by_week.setdefault(bucket, set()).add(key)
         rows: list[Any] = []
-        for chunk in _chunks(list(band_keys)):
-            rows += self.conn.execute(_BAND_NEIGHBOURS, {
-                "buckets": buckets, "keys": chunk, "since": since, "until": until}).all()
+        for bucket, keys in keys_by_week.items():
+            for chunk in _chunks(sorted(keys)):
+                rows += self.conn.execute(_BAND_NEIGHBOURS,
+                                          {"bucket": bucket, "keys": chunk}).all()
         # An entry sharing many bands comes back once per band: load its signatures once.
         candidates: dict[int, SimilarCandidate] = {}
         for chunk in _chunks(list({r.entry_id for r in rows})):
