@@ -27,6 +27,7 @@ from .ingest.fetch import FetchSettings, new_session
 from .ingest.hosts import HostGate, interleave_by_host
 from .ingest.pipeline import UpdateOutcome, update_source
 from .publish import publish_feeds
+from .publish.websub import notify_hub
 from .store import Store, source_host
 from .types import Config
 
@@ -99,7 +100,9 @@ class Ingestor:
         config = self.config
         with self._publishing:
             self.store.drop_rendered_except(f.id for f in config.feeds)
-            return publish_feeds(self.store, config, config.feeds, datetime.now(UTC))
+            changed = publish_feeds(self.store, config, config.feeds, datetime.now(UTC))
+        notify_hub(config.service, changed)  # right after the change, as WebSub asks
+        return changed
 
 
 class Scheduler:
