@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 
 from ..store import Store
 from ..types import Config, FeedConfig, RenderedFeed, Story
+from .people import PAGE_CONTENT_TYPE, river_page
 from .render import CONTENT_TYPES, render
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("rss", "atom", "json")
+PAGE = "html"  # the river page of a feed, rendered and served like the feeds
 _EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # an empty feed's stable "updated"
 
 
@@ -43,6 +45,8 @@ def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
             body = render(feed, stories, fmt, service=config.service, updated=updated)
             if store.save_rendered(rendered_feed(feed.id, fmt, body, now)):
                 feed_changed = True
+        page = river_page(feed, stories, config.service)  # for people; not a feed change
+        store.save_rendered(rendered_feed(feed.id, PAGE, page, now))
         if feed_changed:
             changed.append(feed.id)
             log.info("feed %s: rendered %d stories", feed.id, len(stories))
@@ -53,5 +57,6 @@ def rendered_feed(feed_id: str, fmt: str, body: bytes, now: datetime) -> Rendere
     # mtime=0 keeps the gzip bytes a pure function of the body.
     gzip_body = gzip.compress(body, compresslevel=6, mtime=0)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return RenderedFeed(feed_id, fmt, CONTENT_TYPES[fmt], body, gzip_body, etag,
+    content_type = PAGE_CONTENT_TYPE if fmt == PAGE else CONTENT_TYPES[fmt]
+    return RenderedFeed(feed_id, fmt, content_type, body, gzip_body, etag,
                         now.replace(microsecond=0))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..ingest.pacing import UNHEALTHY_AFTER
+from ..publish.people import OPML_CONTENT_TYPE, feeds_opml, page_url, sources_opml
 from ..publish.render import CONTENT_TYPES, feed_url
 from ..store import Store
 from ..types import Config, RenderedFeed
@@ -36,7 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 # Aggregators may reuse a feed for 5 minutes; must-revalidate is implied by the ETag dance.
 FEED_CACHE_CONTROL = b"public, max-age=300"
-_FORMAT_BY_EXTENSION = {"rss": "rss", "atom": "atom", "json": "json"}
+_FORMAT_BY_EXTENSION = {"rss": "rss", "atom": "atom", "json": "json", "html": "html"}
 
 
 class FeedCache:
@@ -97,6 +98,10 @@ class App:
             body = await asyncio.to_thread(self._status_page)
             await _respond(send, 200, body, b"text/html; charset=utf-8", head=head,
                            extra=[(b"cache-control", b"no-cache")])
+        elif path in ("/feeds.opml", "/sources.opml"):
+            make = feeds_opml if path == "/feeds.opml" else sources_opml
+            await _respond(send, 200, make(self.config), OPML_CONTENT_TYPE.encode(), head=head,
+                           extra=[(b"cache-control", b"public, max-age=300")])
         elif path == "/healthz":
             await _respond(send, 200, b'{"status":"ok"}\n', b"application/json", head=head,
                            extra=[(b"cache-control", b"no-store")])
@@ -165,11 +170,14 @@ class App:
             formats = " · ".join(
                 f'<a href="{html.escape(feed_url(service, feed.id, fmt))}">{fmt.upper()}</a>'
                 for fmt in ("atom", "rss", "json"))
-            rows.append(f"<li><strong>{title}</strong> — {html.escape(feed.description)} "
-                        f"<br>{formats}</li>")
+            page = html.escape(page_url(service, feed.id))
+            rows.append(f'<li><strong><a href="{page}">{title}</a></strong> — '
+                        f"{html.escape(feed.description)}<br>{formats}</li>")
         return _page("syndicate", "\n".join(links),
                      "<h1>Feeds</h1>\n<ul>\n" + "\n".join(rows) + "\n</ul>\n"
-                     '<p><a href="/status">Source status</a></p>')
+                     '<p><a href="/feeds.opml">OPML of these feeds</a> · '
+                     '<a href="/sources.opml">OPML of our sources</a> · '
+                     '<a href="/status">Source status</a></p>')
 
     def _status_page(self) -> bytes:
         configured = {s.id for s in self.config.sources}
