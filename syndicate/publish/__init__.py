@@ -1,7 +1,8 @@
 """Selecting stories for output feeds and storing their renderings, once per change.
 
-A feed is rendered in every format after any of its sources changed; the bytes, their gzip
-variant and a strong ETag are stored, so web processes only compare a header and write
+Every feed is rendered in every format (and as its river page for people) after any story
+changed, since a story may be in any feed; the bytes, their gzip variant and a strong ETag
+are stored, so web processes only compare a header and write
 precomputed bytes. A rendering whose bytes did not change keeps its ETag and Last-Modified:
 the feed's own dates come from its stories, never from the clock, so re-rendering an unchanged
 feed gives the same bytes and aggregators keep getting 304s.
