@@ -184,6 +184,7 @@ def _run(config: Config, store: Store, args: argparse.Namespace) -> int:
         scheduler = Scheduler(config, store, on_publish=lambda _: app.cache.refresh(),
                               on_reload=use_config)
         scheduler.start()
+        app.liveness = scheduler.problem
         holder["scheduler"] = scheduler
 
     try:

@@ -109,6 +109,7 @@ class Scheduler:
     """The long-running ingest loop of ``syndicate run``."""
 
     TICK_SECONDS = 2.0
+    STALL_SECONDS = 120.0  # a tick stuck this long (a hung publish) makes /healthz fail
     CONFIG_CHECK_SECONDS = 3.0
 
     def __init__(self, config: Config, store: Store,
@@ -124,6 +125,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._config_mtime = _mtime(config.path)
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._last_tick: datetime | None = None
 
     @property
     def config(self) -> Config:
@@ -148,10 +150,22 @@ class Scheduler:
         self._pool.shutdown(wait=True, cancel_futures=True)
         log.info("scheduler stopped")
 
+    def problem(self) -> str | None:
+        """What is wrong with the ingest loop, for /healthz; None when it ticks as it should."""
+        if not self._scheduler.running:
+            return "scheduler not running"
+        if self._last_tick is None:
+            return None  # starting
+        silent = (datetime.now(UTC) - self._last_tick).total_seconds()
+        if silent > self.STALL_SECONDS:
+            return f"scheduler has not ticked for {silent:.0f} s"
+        return None
+
     def tick(self) -> None:
         """Dispatch due sources that are not already running; publish what finished."""
         config = self.config
         now = datetime.now(UTC)
+        self._last_tick = now
         with self._lock:
             busy = set(self._running)
         due = self.ingestor.dispatch_order(

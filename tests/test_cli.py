@@ -82,6 +82,8 @@ def test_run_serves_the_bundled_feeds_and_stops_cleanly(tmp_path: Path,
         assert body.count(b"tram line") >= 1
         index = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert 'rel="alternate"' in index.text
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
     finally:
         process.send_signal(sig)
         try:

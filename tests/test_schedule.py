@@ -83,3 +83,15 @@ def test_config_changes_are_picked_up_and_bad_edits_ignored(
     assert [s.id for s in scheduler.config.sources] == ["one", "two"]
     wait_for(lambda: scheduler.store.story_count() == 2)
     wait_for(lambda: b"Second story" in (scheduler.store.rendered_feed("all", "rss").body))  # type: ignore[union-attr]
+
+
+def test_liveness_reports_a_stopped_or_stalled_scheduler(scheduler: Scheduler) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    wait_for(lambda: scheduler.problem() is None)
+    scheduler._last_tick = datetime.now(UTC) - timedelta(minutes=10)  # as if a tick hung
+    assert "has not ticked" in (scheduler.problem() or "")
+    scheduler._last_tick = None
+    scheduler.shutdown()
+    assert scheduler.problem() == "scheduler not running"
+    scheduler.shutdown = lambda: None  # type: ignore[method-assign]  (the fixture stops it)

@@ -120,3 +120,23 @@ def test_status_page_shows_health_escaped(served: tuple[str, Store, Config]) -> 
     assert "&lt;script&gt;alert(1)&lt;/script&gt; broke" in page
     assert "<script>" not in page
     assert '<tr class="failing">' in page
+
+
+def test_healthz_says_what_is_wrong(served: tuple[str, Store, Config]) -> None:
+    base, _, _ = served
+    assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
+
+
+def test_healthz_is_503_when_the_scheduler_is_not_alive(tmp_path: Path) -> None:
+    text = f"service:\n  database: sqlite:///{tmp_path}/s.db\nsources:\n  - id: a\n" \
+           f"    url: https://a.example/feed\n"
+    config = parse_config(text, tmp_path / "c.yaml")
+    store = Store(config.service.database)
+    try:
+        with running_app(config, store) as (app, base):
+            app.liveness = lambda: "scheduler not running"
+            response = requests.get(base + "/healthz", timeout=5)
+            assert response.status_code == 503
+            assert response.json() == {"status": "scheduler not running"}
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -76,6 +77,9 @@ class App:
         self.store = store
         self.cache = cache or FeedCache(store)
         self._refresher: asyncio.Task[None] | None = None
+        # In `run`, what the scheduler says is wrong with it (None: healthy); in `serve`, no
+        # scheduler runs in this process and nothing is checked.
+        self.liveness: Callable[[], str | None] = lambda: None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -103,7 +107,9 @@ class App:
             await _respond(send, 200, make(self.config), OPML_CONTENT_TYPE.encode(), head=head,
                            extra=[(b"cache-control", b"public, max-age=300")])
         elif path == "/healthz":
-            await _respond(send, 200, b'{"status":"ok"}\n', b"application/json", head=head,
+            problem = self.liveness()
+            body = json.dumps({"status": problem or "ok"}).encode() + b"\n"
+            await _respond(send, 503 if problem else 200, body, b"application/json", head=head,
                            extra=[(b"cache-control", b"no-store")])
         else:
             await _respond(send, 404, b"not found\n", b"text/plain; charset=utf-8", head=head)
