@@ -482,23 +482,22 @@ def _read_number(node: Node) -> float:
 
 
 def _read_duration(node: Node) -> timedelta:
-    if isinstance(node, ScalarNode) and node.tag in (_INT, _STR):
-        raw: str | int = _read_integer(node) if node.tag == _INT else str(node.value)
-        try:
-            return parse_duration(raw)
-        except ValueError as e:
-            raise _Invalid(str(e)) from None
-    raise _Invalid(f"expected a duration such as 15m or a number of seconds, got {_kind(node)}")
+    return _read_quantity(node, parse_duration, "a duration such as 15m or a number of seconds")
 
 
 def _read_size(node: Node) -> int:
+    return _read_quantity(node, parse_size, "a size such as 16MiB or a number of bytes")
+
+
+def _read_quantity(node: Node, parse: Callable[[str | int], T], expected: str) -> T:
+    """A number, or a string with a unit that ``parse`` reads (its ValueError is the message)."""
     if isinstance(node, ScalarNode) and node.tag in (_INT, _STR):
         raw: str | int = _read_integer(node) if node.tag == _INT else str(node.value)
         try:
-            return parse_size(raw)
+            return parse(raw)
         except ValueError as e:
             raise _Invalid(str(e)) from None
-    raise _Invalid(f"expected a size such as 16MiB or a number of bytes, got {_kind(node)}")
+    raise _Invalid(f"expected {expected}, got {_kind(node)}")
 
 
 def _read_threshold(node: Node) -> float:
