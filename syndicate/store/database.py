@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -275,7 +275,8 @@ class Store:
     def raw_digests(self, source_id: str) -> dict[str, str]:
         """GUID → digest of each entry as the source last gave it (see pipeline)."""
         with self.engine.connect() as conn:
-            return UpdateTransaction(conn, datetime.now(UTC)).raw_digests(source_id)
+            rows = conn.execute(_RAW_DIGESTS, {"source_id": source_id})
+            return {r.guid: r.raw_digest for r in rows if r.raw_digest}
 
     def source_statuses(self) -> list[SourceStatus]:
         with self.engine.connect() as conn:
@@ -438,13 +439,6 @@ class UpdateTransaction:
             title = config.title or (row.site_title if row is not None else None)
             infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
         return infos
-
-    def raw_digests(self, source_id: str) -> dict[str, str]:
-        """GUID → digest of the entry as the feed last gave it, for this source's entries."""
-        rows = self.conn.execute(_RAW_DIGESTS, {"source_id": source_id})
-        return {r.guid: r.raw_digest for r in rows if r.raw_digest}
-
-    # --- batched look-ups and writes (ingest/placing.py) -------------------------------------
 
     def existing_entries(self, source_id: str, guids: Iterable[str]) -> dict[str, ExistingEntry]:
         found = {}
