@@ -98,38 +98,43 @@ BACKGROUND_SPAN = timedelta(days=730)
 
 def fill_background(store: Store, count: int, newest: datetime) -> None:
     """``count`` stored stories with one entry each and random band keys, dated over the
-    two years before ``newest``. Inserted in bulk through the DB-API."""
+    two years before ``newest``. Inserted in bulk through the DB-API; the band rows week by
+    week in key order (the band table is clustered on (week, key), so sorted rows append)."""
     rng = random.Random(count)
+    seconds = int(BACKGROUND_SPAN.total_seconds())
+    dates = [(newest - timedelta(seconds=rng.randint(0, seconds))).replace(tzinfo=None)
+             for _ in range(count)]
     raw = store.engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("BEGIN")
-        # Building the index once after the bulk insert is much faster than maintaining it.
-        cursor.execute("DROP INDEX ix_entry_bands_key")
+        # Building the entry index once after the bulk insert is faster than maintaining it.
+        cursor.execute("DROP INDEX ix_entry_bands_entry")
         batch = 20_000
-        seconds = int(BACKGROUND_SPAN.total_seconds())
         for start in range(0, count, batch):
             ids = range(start + 1, min(start + batch, count) + 1)
-            dates = [(newest - timedelta(seconds=rng.randint(0, seconds))).replace(tzinfo=None)
-                     for _ in ids]
+            rows = [(i, dates[i - 1]) for i in ids]
             cursor.executemany(
                 "INSERT INTO stories (id, guid, title, summary_html, content_html, text, "
                 "published, updated, first_seen, authors, categories, enclosures, sources, "
                 "source_count) VALUES (?, ?, 't', '', '', '', ?, ?, ?, '[]', '[]', '[]', "
                 "'[]', 1)",
-                [(i, f"bg-{i}", d, d, d) for i, d in zip(ids, dates, strict=True)])
+                [(i, f"bg-{i}", d, d, d) for i, d in rows])
             cursor.executemany(
                 "INSERT INTO entries (id, story_id, source_id, guid, title, summary_html, "
                 "content_html, text, published, updated, first_seen, authors, categories, "
                 "enclosures, cited, digest, numbers, reason) VALUES (?, ?, 'background', ?, "
                 "'t', '', '', '', ?, ?, ?, '[]', '[]', '[]', '[]', '', '[]', 'new')",
-                [(i, i, f"bg-{i}", d, d, d) for i, d in zip(ids, dates, strict=True)])
+                [(i, i, f"bg-{i}", d, d, d) for i, d in rows])
+        by_week: dict[int, list[int]] = {}
+        for i, d in enumerate(dates, start=1):
+            by_week.setdefault(band_bucket(d.replace(tzinfo=UTC)), []).append(i)
+        for week in sorted(by_week):
+            bands = sorted((week, rng.getrandbits(62), i)
+                           for i in by_week[week] for _ in range(32))
             cursor.executemany(
-                "INSERT INTO entry_bands (bucket, band_key, published, language, entry_id) "
-                "VALUES (?, ?, ?, 'en', ?)",
-                [(band_bucket(d.replace(tzinfo=UTC)), rng.getrandbits(62), d, i)
-                 for i, d in zip(ids, dates, strict=True) for _ in range(32)])
-        cursor.execute("CREATE INDEX ix_entry_bands_key ON entry_bands (bucket, band_key)")
+                "INSERT INTO entry_bands (bucket, band_key, entry_id) VALUES (?, ?, ?)", bands)
+        cursor.execute("CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)")
         raw.commit()
     finally:
         raw.close()

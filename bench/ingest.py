@@ -26,8 +26,11 @@
    under 300 MB.
 
 Every run is a whole process, timed from spawn to exit (interpreter start and imports
-included). Peak memory is the child's own maximum resident set size, from the rusage that
-``os.wait4`` returns for exactly that child (ru_maxrss, KiB on Linux), shown in MiB.
+included). Peak memory is that of the whole process tree: the resident set sizes of the child
+and of every process it started (syndicate's parsing workers), summed, sampled every 20 ms
+from /proc, and never less than the child's own maximum from the rusage that ``os.wait4``
+returns (ru_maxrss, KiB on Linux); shown in MiB. Summing RSS counts pages the processes
+share twice, so the figure errs on the high side.
 Before measuring, every feed file is read once so that the page cache is warm for both.
 """
 
@@ -45,6 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -285,25 +289,69 @@ def port_in_use(port: int) -> bool:
 
 
 def run_measured(label: str, command: list[str], workdir: Path) -> Run:
-    """Run ``command`` to its end; its wall time and its own peak RSS (from wait4's rusage)."""
+    """Run ``command`` to its end; its wall time and the peak RSS of its process tree."""
     out, err = workdir / f"{label}.out", workdir / f"{label}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=workdir)
+        sampler = TreeMemorySampler(child.pid)
+        sampler.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)
         except BaseException:
             child.kill()  # interrupted: never leave the child running
             child.wait()
             raise
+        finally:
+            sampler.stop()
         seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    run = Run(label, seconds, usage.ru_maxrss / 1024, out.read_text(errors="replace"),
+    peak_mb = max(usage.ru_maxrss / 1024, sampler.peak_bytes / 2**20)
+    run = Run(label, seconds, peak_mb, out.read_text(errors="replace"),
               err.read_text(errors="replace"))
     if child.returncode != 0:
         raise BenchError(f"{label} exited with {child.returncode}: {' '.join(command)}\n"
                          f"{tail(run.stderr)}")
     return run
+
+
+class TreeMemorySampler(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants until stopped."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, root: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak_bytes = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.peak_bytes = max(self.peak_bytes, self._tree_rss())
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def _tree_rss(self) -> int:
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # the command name (field 2) may hold spaces: fields after its ")" are fixed
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                parents[int(stat.parent.name)] = int(fields[1])
+        tree, frontier = {self.root}, [self.root]
+        while frontier:
+            pid = frontier.pop()
+            children = [p for p, parent in parents.items() if parent == pid]
+            tree.update(children)
+            frontier += children
+        total = 0
+        for pid in tree:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self.PAGE
+        return total
 
 
 def tail(text: str, lines: int = 20) -> str:

@@ -112,7 +112,10 @@ def _fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
         ids = store.due_sources(ids, now)
     ingestor = Ingestor(config, store)
     bar = _progress_bar(len(ids))
-    outcomes = ingestor.update(ids, progress=(lambda _: bar.update(1)) if bar else None)
+    try:
+        outcomes = ingestor.update(ids, progress=(lambda _: bar.update(1)) if bar else None)
+    finally:
+        ingestor.close()
     if bar:
         bar.close()
     # Every feed is rendered: the config's feed definitions may have changed since the last

@@ -72,7 +72,7 @@ TOP_KEYS = ("service", "defaults", "dedupe", "sources", "feeds")
 DEDUPE_KEYS = ("window", "threshold")
 SERVICE_KEYS = (
     "base_url", "database", "data_dir", "listen", "user_agent", "fetch_workers", "fetch_per_host",
-    "connect_timeout", "read_timeout", "max_body_bytes", "websub_hub",
+    "parse_workers", "connect_timeout", "read_timeout", "max_body_bytes", "websub_hub",
 )  # fmt: skip
 DEFAULTS_KEYS = ("interval",)
 SOURCE_KEYS = (
@@ -100,6 +100,7 @@ DEFAULT_INTERVAL = timedelta(minutes=15)
 DEFAULT_FETCH_WORKERS = 8
 DEFAULT_FETCH_PER_HOST = 2
 MAX_FETCH_WORKERS = 256
+MAX_PARSE_WORKERS = 64
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -734,6 +735,8 @@ class _Reader:
         user_agent = get(items, "user_agent", p, _checked(_parse_one_line))
         workers = get(items, "fetch_workers", p, _in_range(_read_integer, 1, MAX_FETCH_WORKERS))
         per_host = get(items, "fetch_per_host", p, _in_range(_read_integer, 1, MAX_FETCH_WORKERS))
+        parse_workers = get(items, "parse_workers", p,
+                            _in_range(_read_integer, 0, MAX_PARSE_WORKERS))
         connect = get(items, "connect_timeout", p, _positive(_read_number))
         read = get(items, "read_timeout", p, _positive(_read_number))
         max_body = get(items, "max_body_bytes", p, _read_size)
@@ -747,6 +750,7 @@ class _Reader:
             data_dir=data_dir,
             fetch_workers=workers or DEFAULT_FETCH_WORKERS,
             fetch_per_host=per_host or DEFAULT_FETCH_PER_HOST,
+            parse_workers=parse_workers,
             connect_timeout=connect or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read or DEFAULT_READ_TIMEOUT,
             max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES,

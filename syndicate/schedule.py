@@ -25,11 +25,13 @@ from .config import load_config
 from .errors import ConfigError
 from .ingest.fetch import FetchSettings, new_session
 from .ingest.hosts import HostGate, interleave_by_host
-from .ingest.pipeline import UpdateOutcome, update_source
+from .ingest.pipeline import UpdateOutcome, normalize_feed, prepare_update
+from .ingest.workers import NormalizerPool, default_processes
+from .ingest.writer import Writer
 from .publish import publish_feeds
 from .publish.websub import notify_hub
 from .store import Store, source_host
-from .types import Config
+from .types import Config, FetchState
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,25 @@ def fetch_settings(config: Config) -> FetchSettings:
 
 
 class Ingestor:
-    """Updates sources on a bounded thread pool, and publishes output feeds."""
+    """Updates sources: fetch threads (a bounded pool), worker processes that parse and
+    normalize (``ingest.workers``), and one thread that writes (``ingest.writer``)."""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
         self.gate = HostGate(config.service.fetch_per_host)
+        self.writer = Writer(store)
+        processes = config.service.parse_workers
+        processes = default_processes() if processes is None else processes
+        self.pool = NormalizerPool(processes) if processes else None
         self._publishing = threading.Lock()  # the tick and a config reload may both publish
         self._local = threading.local()  # one requests.Session per worker thread
+
+    def close(self) -> None:
+        """Finish the writes that are queued; stop the worker processes."""
+        self.writer.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -58,20 +71,30 @@ class Ingestor:
         return session
 
     def update_one(self, source_id: str) -> UpdateOutcome:
+        return self.start_one(source_id).result()
+
+    def start_one(self, source_id: str,
+                  state: FetchState | None = None) -> Future[UpdateOutcome]:
+        """Fetch and normalize one source in this thread; its writes are queued for the writer,
+        whose future holds the outcome."""
         config = self.config  # one consistent config for the whole update, even across a reload
         source = config.source(source_id)
         host = source_host(source.url)
         until = self.gate.waiting_until(host, datetime.now(UTC))
         if until is not None:  # the host asked us to wait: not a failure of this source
             self.store.defer_host(host, until)
-            return UpdateOutcome(source_id, "deferred")
+            deferred: Future[UpdateOutcome] = Future()
+            deferred.set_result(UpdateOutcome(source_id, "deferred"))
+            return deferred
         with self.gate.slot(host):
-            outcome = update_source(source, store=self.store, settings=fetch_settings(config),
-                                    session=self._session(), all_sources=config.sources,
-                                    now=datetime.now(UTC), dedupe_config=config.dedupe)
-        if outcome.host_wait_until is not None:
-            self.gate.wait(host, outcome.host_wait_until)
-        return outcome
+            pending = prepare_update(
+                source, store=self.store, settings=fetch_settings(config),
+                session=self._session(), all_sources=config.sources, now=datetime.now(UTC),
+                dedupe_config=config.dedupe, state=state,
+                normalizer=self.pool or normalize_feed)
+        if pending.host_wait_until is not None:
+            self.gate.wait(host, pending.host_wait_until)
+        return self.writer.submit(pending)
 
     def dispatch_order(self, source_ids: Iterable[str]) -> list[str]:
         hosts = {s.id: source_host(s.url) for s in self.config.sources}
@@ -80,17 +103,19 @@ class Ingestor:
     def update(self, source_ids: Sequence[str],
                progress: Callable[[UpdateOutcome], None] | None = None) -> list[UpdateOutcome]:
         """Update the given sources concurrently; the caller publishes."""
-        outcomes = []
+        order = self.dispatch_order(source_ids)
+        states = self.store.fetch_states(order)  # one query, not one per source
+        written: list[tuple[str, Future[UpdateOutcome]]] = []
         with ThreadPoolExecutor(self.config.service.fetch_workers,
                                 thread_name_prefix="fetch") as pool:
-            futures = [pool.submit(self.update_one, sid)
-                       for sid in self.dispatch_order(source_ids)]
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes.append(outcome)
+            started = {pool.submit(self.start_one, sid, states.get(sid)): sid for sid in order}
+            for future in as_completed(started):
+                sid = started[future]
+                written.append((sid, future.result()))
                 if progress:
-                    progress(outcome)
-        return outcomes
+                    written[-1][1].add_done_callback(
+                        functools.partial(_report_progress, progress, sid))
+        return [_outcome(sid, future) for sid, future in written]
 
     def publish(self) -> list[str]:
         """Render every configured feed and forget feeds no longer configured. Every feed,
@@ -148,6 +173,7 @@ class Scheduler:
         """Stop dispatching, let running updates finish their transactions, then stop."""
         self._scheduler.shutdown(wait=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.ingestor.close()
         log.info("scheduler stopped")
 
     def problem(self) -> str | None:
@@ -222,6 +248,20 @@ class Scheduler:
         log.info("config reloaded: %d sources, %d feeds", len(config.sources), len(config.feeds))
         self._publish()
         return True
+
+
+def _report_progress(progress: Callable[[UpdateOutcome], None], source_id: str,
+                     future: Future[UpdateOutcome]) -> None:
+    progress(_outcome(source_id, future))
+
+
+def _outcome(source_id: str, future: Future[UpdateOutcome]) -> UpdateOutcome:
+    """The outcome of a queued write; one the store could not commit is a failure."""
+    error = future.exception()
+    if error is None:
+        return future.result()
+    log.error("source %s: the update could not be stored: %s", source_id, error)
+    return UpdateOutcome(source_id, "failed", error=f"the update could not be stored: {error}")
 
 
 def _mtime(path: Path) -> float | None:

@@ -30,6 +30,7 @@ class ServiceConfig:
     data_dir: Path
     fetch_workers: int = 8  # global bound on concurrent fetches
     fetch_per_host: int = 2  # bound on concurrent fetches against one host
+    parse_workers: int | None = None  # processes that parse and normalize; None: one per core
     connect_timeout: float = 10.0  # seconds to establish a connection
     read_timeout: float = 30.0  # seconds for the whole response, body included
     max_body_bytes: int = 16 * 1024 * 1024  # cap on the (decompressed) body

@@ -28,11 +28,12 @@ def rss(*items: tuple[str, str, str], title: str = "Feed", link: str = "https://
 
 
 def make_config(tmp_path: Path, loopback: LoopbackServer, paths: list[str],
-                workers: int = 4) -> Config:
+                workers: int = 4, parse_workers: int = 0) -> Config:
     sources = "".join(
         f"  - id: s{i}\n    url: {loopback.url(p)}\n    tags: [all]\n    interval: 10m\n"
         for i, p in enumerate(paths))
     text = (f"service:\n  database: sqlite:///{tmp_path}/store.db\n  fetch_workers: {workers}\n"
+            f"  parse_workers: {parse_workers}\n"
             f"  read_timeout: 2\n  connect_timeout: 2\n"
             f"sources:\n{sources}feeds:\n  - id: all\n    tags: [all]\n")
     path = tmp_path / "syndicate.yaml"
@@ -50,8 +51,11 @@ def store(tmp_path: Path) -> Store:
 def run(config: Config, store: Store, ids: list[str] | None = None) -> dict[str, str]:
     store.sync_sources(config.sources, datetime.now(UTC))
     ingestor = Ingestor(config, store)
-    outcomes = ingestor.update(ids or [s.id for s in config.sources])
-    ingestor.publish()
+    try:
+        outcomes = ingestor.update(ids or [s.id for s in config.sources])
+        ingestor.publish()
+    finally:
+        ingestor.close()
     return {o.source_id: o.status for o in outcomes}
 
 

@@ -1,38 +1,44 @@
 """One source update: the stages in order, and nothing else.
 
-    fetch ──> parse ──> normalize ──> dedupe ──> store (one transaction)
+    fetch ──> parse + normalize ──> (a PendingWrite) ──> dedupe + store, in a transaction
+
+``prepare_update`` does everything that needs no write lock:
 
 1. ``fetch.fetch``: conditional GET (or a local file read). ``NotModified`` ends the update.
-2. ``parse.parse_feed``: feedparser → ``ParsedFeed``.
-3. ``normalize.normalize_entry`` for every entry → ``Entry``.
-4. in one store transaction, for every entry: look up what ``dedupe.decide`` needs (exact
-   keys, then LSH candidates verified by ``dedupe.best_similar``), write the
-   entry under its story, rebuild each touched story (``dedupe.build_story``), and record the
-   source's new fetch state — so a crash leaves the source as it was, and the next fetch
-   (which still holds the old validators) does the same work again.
+2. ``normalize_feed`` (``parse.parse_feed``, then ``normalize.normalize_entry`` for every new
+   or edited entry); a pure function of picklable values, so it can run in a worker process
+   (``ingest.workers``) while this thread fetches the next source.
+
+and returns a ``PendingWrite``: what the update has left to write. ``write_updates`` writes
+several of them in one store transaction (``ingest.writer`` groups those that queue up), each
+in a savepoint: for every entry it looks up what ``dedupe.decide`` needs (exact keys, then LSH
+candidates verified by ``dedupe.best_similar``), writes the entry under its story, rebuilds
+each touched story (``dedupe.build_story``) and records the source's new fetch state. A crash
+leaves every source of the group as it was, and the next fetch (which still holds the old
+validators) does the same work again.
 
 A ``SourceError`` (network, HTTP status, not a feed) is recorded on the source with a backoff;
 any other exception is a bug: it is logged with its traceback and recorded as well, so one
-source never takes down the others.
+source never takes down the others (nor the rest of its group: its savepoint is rolled back).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import requests
 
 from ..errors import GoneError, SourceError
-from ..store import RedirectUpdate, Store, source_host
+from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
+    Entry,
     FetchResult,
     FetchState,
     NotModified,
-    ParsedFeed,
     SourceConfig,
     SourceInfo,
 )
@@ -57,69 +63,161 @@ class UpdateOutcome:
     host_wait_until: datetime | None = None  # the host asked every client to wait (429/503)
 
 
-def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
-                  session: requests.Session, all_sources: Iterable[SourceConfig],
-                  now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE) -> UpdateOutcome:
-    """``all_sources``: every configured source, to name the outlets of merged stories."""
-    state = store.fetch_state(source.id)
-    floor = min(pacing.FLOOR, source.interval)
+@dataclass(frozen=True)
+class NormalizedFeed:
+    """A changed feed, parsed, with its new or edited entries normalized."""
+
+    title: str | None
+    link: str | None
+    ttl_minutes: int | None
+    warning: str | None
+    entry_count: int  # entries in the feed, unchanged ones included
+    entries: tuple[Entry, ...]  # only the new or edited ones
+    raw_digests: dict[str, str]  # GUID → input digest of each of ``entries``
+
+
+# How ``prepare_update`` runs ``normalize_feed``: in this thread, or in a worker process.
+Normalizer = Callable[[bytes, str, str | None, SourceConfig, dict[str, str], datetime],
+                      NormalizedFeed]
+
+
+def normalize_feed(content: bytes, url: str, content_type: str | None, source: SourceConfig,
+                   known: dict[str, str], now: datetime) -> NormalizedFeed:
+    """Parse a fetched body and normalize its entries. ``known``: GUID → input digest of the
+    entries already stored; a feed usually repeats most of its entries unchanged, and only new
+    or edited ones are normalized again (an unchanged one would come out identical)."""
+    feed = parse_feed(content, url, content_type)
+    entries, raw_digests = [], {}
+    for parsed in feed.entries:
+        digest = input_digest(parsed, feed, source, url)
+        if parsed.guid and known.get(parsed.guid.strip()) == digest:
+            continue
+        entry = normalize_entry(parsed, feed, source, url, now)
+        entries.append(entry)
+        raw_digests[entry.guid] = digest
+    return NormalizedFeed(feed.title, feed.link, feed.ttl_minutes, feed.warning,
+                          len(feed.entries), tuple(entries), raw_digests)
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """What one source update has left to do in the store: ``write`` it inside a transaction
+    (a savepoint of it); if that raises, the savepoint is rolled back and ``fail`` records the
+    error instead."""
+
+    source: SourceConfig
+    url: str  # the URL fetched
+    error_count: int  # failures in a row before this update
+    now: datetime
+    write: Callable[[UpdateTransaction], UpdateOutcome]
+    entry_count: int = 0  # entries to place (a measure of the write's size)
+    host_wait_until: datetime | None = None  # the host asked every client to wait (429/503)
+
+    def fail(self, tx: UpdateTransaction, error: Exception) -> UpdateOutcome:
+        if not isinstance(error, SourceError):
+            log.error("source %s: internal error while storing", self.source.id,
+                      exc_info=error)
+        return _record_failure(self.source, self.url, tx, self.error_count + 1, error,
+                               self.now, _floor(self.source))
+
+
+def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSettings,
+                   session: requests.Session, all_sources: Iterable[SourceConfig],
+                   now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE,
+                   state: FetchState | None = None,
+                   normalizer: Normalizer = normalize_feed) -> PendingWrite:
+    """Fetch and normalize one source; what is left to write. ``all_sources``: every
+    configured source, to name the outlets of merged stories. ``state``: the source's fetch
+    state when the caller has read it already."""
+    state = state or store.fetch_state(source.id)
     url = fetch_url(source, state)
+
+    def pending(write: Callable[[UpdateTransaction], UpdateOutcome], entry_count: int = 0,
+                host_wait_until: datetime | None = None) -> PendingWrite:
+        return PendingWrite(source, url, state.error_count, now, write, entry_count,
+                            host_wait_until)
+
     try:
         result = fetch(url, state, settings, session)
         redirect = _follow_redirect(source, state, result.permanent_url)
         if isinstance(result, NotModified):
-            store.record_not_modified(
-                source.id, etag=result.etag, last_modified=result.last_modified,
-                status=200 if result.body_unchanged else 304, now=now, redirect=redirect,
-                next_fetch_at=pacing.next_fetch_after_success(
-                    now, source.interval, headers=result.headers, floor=floor))
-            log.info("source %s: not modified", source.id)
-            return UpdateOutcome(source.id, "not_modified")
-        feed = parse_feed(result.content, result.url, result.content_type)
-        outcome = _store_entries(source, result, feed, store, all_sources, dedupe_config, now,
-                                 floor, redirect)
-    except SourceError as e:
-        return _record_failure(source, url, store, state.error_count + 1, e, now, floor)
-    except Exception as e:  # a bug: never silent, never fatal to the other sources
-        log.exception("source %s: internal error", source.id)
-        return _record_failure(source, url, store, state.error_count + 1, e, now, floor)
+            return pending(lambda tx: _write_not_modified(source, result, redirect, tx, now))
+        known = store.raw_digests(source.id) if state.last_success_at else {}
+        feed = normalizer(result.content, result.url, result.content_type, source, known, now)
+    except Exception as e:
+        if not isinstance(e, SourceError):  # a bug: never silent, never fatal to the others
+            log.exception("source %s: internal error", source.id)
+        error = e
+        return pending(lambda tx: _record_failure(source, url, tx, state.error_count + 1,
+                                                  error, now, _floor(source)),
+                       host_wait_until=_host_wait_until(error, now))
+    infos = list(all_sources)
+    return pending(lambda tx: _write_entries(source, result, feed, redirect, tx, infos,
+                                             dedupe_config, now), len(feed.entries))
+
+
+def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateOutcome]:
+    """Write source updates in one transaction, each in a savepoint of its own."""
+    outcomes = []
+    with store.transaction(pending[0].now) as tx:
+        for update in pending:
+            tx.now = update.now
+            try:
+                with tx.savepoint():
+                    outcome = update.write(tx)
+            except Exception as e:
+                outcome = update.fail(tx, e)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
+                  session: requests.Session, all_sources: Iterable[SourceConfig],
+                  now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE) -> UpdateOutcome:
+    """One source update, start to end, in its own transaction."""
+    pending = prepare_update(source, store=store, settings=settings, session=session,
+                             all_sources=all_sources, now=now, dedupe_config=dedupe_config)
+    return write_updates(store, [pending])[0]
+
+
+def _floor(source: SourceConfig) -> timedelta:
+    return min(pacing.FLOOR, source.interval)
+
+
+def _write_not_modified(source: SourceConfig, result: NotModified, redirect: RedirectUpdate,
+                        tx: UpdateTransaction, now: datetime) -> UpdateOutcome:
+    tx.record_not_modified(
+        source.id, etag=result.etag, last_modified=result.last_modified,
+        status=200 if result.body_unchanged else 304, redirect=redirect,
+        next_fetch_at=pacing.next_fetch_after_success(
+            now, source.interval, headers=result.headers, floor=_floor(source)))
+    log.info("source %s: not modified", source.id)
+    return UpdateOutcome(source.id, "not_modified")
+
+
+def _write_entries(source: SourceConfig, result: FetchResult, feed: NormalizedFeed,
+                   redirect: RedirectUpdate, tx: UpdateTransaction,
+                   all_sources: Sequence[SourceConfig], dedupe_config: DedupeConfig,
+                   now: datetime) -> UpdateOutcome:
+    infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
+    new_entries, touched = apply_entries(tx, feed.entries, dedupe_config, infos,
+                                         feed.raw_digests)
+    tx.record_success(
+        source.id, etag=result.etag, last_modified=result.last_modified,
+        content_hash=body_hash(result.content), status=result.status,
+        redirect=redirect, site_url=feed.link, site_title=plain_title(feed.title) or None,
+        warning=feed.warning,
+        next_fetch_at=pacing.next_fetch_after_success(
+            now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
+            floor=_floor(source)))
     if feed.warning:
         log.warning("source %s: %s", source.id, feed.warning)
     log.info("source %s: %d entries, %d new, %d stories changed", source.id,
-             len(feed.entries), outcome.new_entries, len(outcome.changed_stories))
-    return outcome
-
-
-def _store_entries(source: SourceConfig, result: FetchResult, feed: ParsedFeed, store: Store,
-                   all_sources: Iterable[SourceConfig], dedupe_config: DedupeConfig,
-                   now: datetime, floor: timedelta,
-                   redirect: RedirectUpdate | None) -> UpdateOutcome:
-    # A changed feed usually repeats most of its entries unchanged: only new or edited ones
-    # are normalized and placed again (an unchanged one would come out identical).
-    known = store.raw_digests(source.id)
-    entries, raw_digests = [], {}
-    for parsed in feed.entries:
-        digest = input_digest(parsed, feed, source, result.url)
-        if parsed.guid and known.get(parsed.guid.strip()) == digest:
-            continue
-        entry = normalize_entry(parsed, feed, source, result.url, now)
-        entries.append(entry)
-        raw_digests[entry.guid] = digest
-    with store.transaction(now) as tx:
-        infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
-        new_entries, touched = apply_entries(tx, entries, dedupe_config, infos, raw_digests)
-        tx.record_success(
-            source.id, etag=result.etag, last_modified=result.last_modified,
-            content_hash=body_hash(result.content), status=result.status,
-            redirect=redirect, site_url=feed.link, site_title=plain_title(feed.title) or None,
-            warning=feed.warning,
-            next_fetch_at=pacing.next_fetch_after_success(
-                now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
-                floor=floor))
+             feed.entry_count, new_entries, len(touched))
     return UpdateOutcome(source.id, "updated", new_entries, frozenset(touched))
 
 
-def _own_info(source: SourceConfig, feed: ParsedFeed, result: FetchResult) -> SourceInfo:
+def _own_info(source: SourceConfig, feed: NormalizedFeed, result: FetchResult) -> SourceInfo:
     site_url = feed.link or (None if source.is_local else result.url)
     title = source.title or plain_title(feed.title) or None  # a feed's title is not trusted
     return SourceInfo(source.id, title, site_url, source.priority)
@@ -145,7 +243,7 @@ def _follow_redirect(source: SourceConfig, state: FetchState,
     return RedirectUpdate(target, count, target if confirmed else None)
 
 
-def _record_failure(source: SourceConfig, url: str, store: Store, error_count: int,
+def _record_failure(source: SourceConfig, url: str, tx: UpdateTransaction, error_count: int,
                     error: Exception, now: datetime, floor: timedelta) -> UpdateOutcome:
     message = str(error) if isinstance(error, SourceError) else (
         f"internal error ({type(error).__name__}: {error}); please report it")
@@ -156,17 +254,21 @@ def _record_failure(source: SourceConfig, url: str, store: Store, error_count: i
         next_at = pacing.next_fetch_after_failure(
             now, source.interval, error_count,
             retry_after_seconds=getattr(error, "retry_after", None), floor=floor)
-    store.record_failure(source.id, message=message, status=status, next_fetch_at=next_at,
-                         now=now)
+    tx.record_failure(source.id, message=message, status=status, next_fetch_at=next_at)
     log.warning("source %s: %s (error %d in a row; next try %s)", source.id, message,
                 error_count, next_at.isoformat(timespec="seconds"))
-    host_wait_until = None
-    retry_after = getattr(error, "retry_after", None)
-    if status in (429, 503) and retry_after:
-        # Retry-After speaks for the server, not just this feed: every source on the host waits.
-        host_wait_until = now + timedelta(seconds=retry_after)
-        deferred = store.defer_host(source_host(url), host_wait_until)
-        log.warning("host %s asked us to wait %ds (HTTP %d); %d sources deferred",
-                    source_host(url), retry_after, status, deferred)
+    host_wait_until = _host_wait_until(error, now)
+    if host_wait_until is not None:
+        deferred = tx.defer_host(source_host(url), host_wait_until)
+        log.warning("host %s asked us to wait %ds (HTTP %s); %d sources deferred",
+                    source_host(url), getattr(error, "retry_after", 0), status, deferred)
     return UpdateOutcome(source.id, "failed", error=message, host_wait_until=host_wait_until)
 
+
+def _host_wait_until(error: Exception, now: datetime) -> datetime | None:
+    """Retry-After on a 429 or 503 speaks for the server, not just this feed: every source on
+    the host waits until then."""
+    retry_after = getattr(error, "retry_after", None)
+    if getattr(error, "status", None) in (429, 503) and retry_after:
+        return now + timedelta(seconds=retry_after)
+    return None

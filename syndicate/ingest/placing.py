@@ -61,7 +61,8 @@ def apply_entries(tx: UpdateTransaction, entries: Sequence[Entry], config: Dedup
     links = tx.links_in_use({e.link for e in entries
                              if e.link and dedupe.link_identifies_story(e.link)})
     hashes = tx.stories_by_hashes({e.content_hash for e in entries if e.content_hash})
-    neighbours = _band_neighbours(tx, entries, config)
+    keys_of = {id(e): dedupe.band_keys(e) for e in entries}  # computed once per entry
+    neighbours = _band_neighbours(tx, entries, keys_of, config)
 
     batch = _Batch()
     added: list[NewEntry] = []
@@ -76,14 +77,14 @@ def apply_entries(tx: UpdateTransaction, entries: Sequence[Entry], config: Dedup
             # the feed still gives no date: keep the one the entry got when first seen
             entry = replace(entry, published=known.published,
                             updated=max(known.updated, known.published))
-        decision = _decide(entry, known, links, hashes, neighbours, batch, config)
+        keys = keys_of.get(id(entry)) or dedupe.band_keys(entry)  # (a replaced entry: again)
+        decision = _decide(entry, known, links, hashes, neighbours, keys, batch, config)
         raw = raw_digests.get(entry.guid)
         if not decision.changed:
             if raw is not None and known is not None:
                 tx.remember_raw_digest(known.id, raw)
             continue
         digest = dedupe.entry_digest(entry)
-        keys = dedupe.band_keys(entry)
         if decision.existing_entry_id is not None:
             tx.update_entry(decision.existing_entry_id, entry, digest=digest, band_keys=keys,
                             raw_digest=raw)
@@ -122,9 +123,10 @@ def _existing(tx: UpdateTransaction,
 
 
 def _band_neighbours(tx: UpdateTransaction, entries: Sequence[Entry],
+                     keys_of: Mapping[int, list[int]],
                      config: DedupeConfig) -> dict[int, list[BandNeighbour]]:
     probes = [(e.published - config.window, e.published + config.window, key)
-              for e in entries for key in dedupe.band_keys(e)]
+              for e in entries for key in keys_of[id(e)]]
     if not probes:
         return {}
     rows = tx.band_neighbours(probes)
@@ -136,7 +138,7 @@ def _band_neighbours(tx: UpdateTransaction, entries: Sequence[Entry],
 
 def _decide(entry: Entry, known: ExistingEntry | None,
             links: Mapping[str, list[tuple[int, str]]], hashes: Mapping[str, int],
-            neighbours: Mapping[int, list[BandNeighbour]], batch: _Batch,
+            neighbours: Mapping[int, list[BandNeighbour]], keys: Sequence[int], batch: _Batch,
             config: DedupeConfig) -> dedupe.StoryDecision:
     if known is not None:
         return dedupe.decide(entry, known, None, None)
@@ -146,8 +148,8 @@ def _decide(entry: Entry, known: ExistingEntry | None,
         by_hash = batch.hashes.get(entry.content_hash) or hashes.get(entry.content_hash)
     similar = None
     if by_link is None and by_hash is None:
-        similar = dedupe.best_similar(entry, _candidates(entry, neighbours, batch, config),
-                                      config.threshold)
+        similar = dedupe.best_similar(
+            entry, _candidates(entry, keys, neighbours, batch, config), config.threshold)
     return dedupe.decide(entry, None, by_link, by_hash, similar)
 
 
@@ -163,14 +165,16 @@ def _story_by_link(entry: Entry, links: Mapping[str, list[tuple[int, str]]],
     return None
 
 
-def _candidates(entry: Entry, neighbours: Mapping[int, list[BandNeighbour]], batch: _Batch,
+def _candidates(entry: Entry, keys: Sequence[int],
+                neighbours: Mapping[int, list[BandNeighbour]], batch: _Batch,
                 config: DedupeConfig) -> list[SimilarCandidate]:
     language = primary_language(entry.language)
-    since, until = entry.published - config.window, entry.published + config.window
+    since = int((entry.published - config.window).timestamp())
+    until = int((entry.published + config.window).timestamp())
     found: dict[int, SimilarCandidate] = {}
-    for key in dedupe.band_keys(entry):
+    for key in keys:
         for row in [*neighbours.get(key, ()), *batch.bands.get(key, ())]:
-            if row.language == language and since <= row.published <= until:
+            if row.language == language and since <= row.published_ts <= until:
                 found.setdefault(row.candidate.entry_id, row.candidate)
     return sorted(found.values(), key=lambda c: -c.entry_id)[:_MAX_CANDIDATES]
 
@@ -186,8 +190,9 @@ def _remember(batch: _Batch, entry: Entry, story_id: int, keys: Sequence[int]) -
     candidate = SimilarCandidate(-batch.remembered, story_id, entry.lead_signature,
                                  entry.body_signature, entry.numbers)
     language = primary_language(entry.language)
+    published_ts = int(entry.published.timestamp())
     for key in keys:
-        batch.bands[key].append(BandNeighbour(key, entry.published, language, candidate))
+        batch.bands[key].append(BandNeighbour(key, published_ts, language, candidate))
 
 
 def _insert_new_stories(tx: UpdateTransaction, batch: _Batch,

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -55,12 +55,13 @@ class NewEntry:
     band_keys: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class BandNeighbour:
-    """A stored entry sharing an LSH band key, with what verification needs."""
+class BandNeighbour(NamedTuple):
+    """A stored entry sharing an LSH band key, with what verification needs. (A tuple: a
+    batch makes 64 of them per entry, and a frozen dataclass is several times slower to
+    build.)"""
 
     band_key: int
-    published: datetime
+    published_ts: int  # Unix seconds
     language: str
     candidate: SimilarCandidate
 
@@ -120,6 +121,11 @@ class SourceStatus:
 
 
 WRITER_CACHE_KIB = 32 * 1024
+# SQLite copies the WAL back into the database (and syncs it to disk) once the WAL holds this
+# many pages. At the default (1,000 pages, 4 MB) a cold ingest checkpointed after nearly every
+# source update, and those syncs were its largest single cost; 16,384 pages (64 MB) makes them
+# rare. The WAL is truncated back once a checkpoint completes.
+CHECKPOINT_PAGES = 16_384
 
 
 def create_engine(url: str, *, writer: bool = False) -> sa.Engine:
@@ -147,6 +153,7 @@ def _writer_cache(dbapi_connection: Any, _record: object) -> None:
     # cache on every pooled connection took a 1,000-feed ingest to 429 MB peak.
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -224,16 +231,7 @@ class Store:
     def fetch_state(self, source_id: str) -> FetchState:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
-        if row is None:
-            return FetchState(source_id=source_id)
-        return FetchState(
-            source_id=row.id, etag=row.etag, last_modified=row.last_modified,
-            content_hash=row.content_hash, next_fetch_at=row.next_fetch_at,
-            error_count=row.error_count, last_error=row.last_error, last_status=row.last_status,
-            last_fetched_at=row.last_fetched_at, last_success_at=row.last_success_at,
-            redirect_target=row.redirect_target, redirect_count=row.redirect_count,
-            permanent_url=row.permanent_url,
-        )
+        return FetchState(source_id=source_id) if row is None else _fetch_state(row)
 
     def due_sources(self, source_ids: Iterable[str], now: datetime) -> list[str]:
         ids = list(source_ids)
@@ -247,30 +245,30 @@ class Store:
     def record_not_modified(self, source_id: str, *, etag: str | None,
                             last_modified: str | None, status: int, next_fetch_at: datetime,
                             now: datetime, redirect: RedirectUpdate | None = None) -> None:
-        with self._writing() as conn:
-            conn.execute(sources.update().where(sources.c.id == source_id).values(
-                etag=etag, last_modified=last_modified, last_status=status,
-                next_fetch_at=next_fetch_at, last_fetched_at=now, last_success_at=now,
-                error_count=0, last_error=None, **_redirect_values(redirect)))
+        with self.transaction(now) as tx:
+            tx.record_not_modified(source_id, etag=etag, last_modified=last_modified,
+                                   status=status, next_fetch_at=next_fetch_at, redirect=redirect)
 
     def record_failure(self, source_id: str, *, message: str, status: int | None,
                        next_fetch_at: datetime, now: datetime) -> None:
-        with self._writing() as conn:
-            conn.execute(sources.update().where(sources.c.id == source_id).values(
-                last_error=message, last_status=status, next_fetch_at=next_fetch_at,
-                last_fetched_at=now, error_count=sources.c.error_count + 1))
+        with self.transaction(now) as tx:
+            tx.record_failure(source_id, message=message, status=status,
+                              next_fetch_at=next_fetch_at)
 
     def defer_host(self, host: str, until: datetime) -> int:
         """Push every source of ``host`` due before ``until`` to ``until`` (the host asked us
         to wait, RFC 9110 §10.2.3); return how many were deferred."""
-        if not host:
-            return 0
-        with self._writing() as conn:
-            result = conn.execute(sources.update().where(
-                sources.c.host == host,
-                sa.or_(sources.c.next_fetch_at.is_(None), sources.c.next_fetch_at < until),
-            ).values(next_fetch_at=until))
-            return int(result.rowcount)
+        with self.transaction(until) as tx:
+            return tx.defer_host(host, until)
+
+    def fetch_states(self, source_ids: Iterable[str]) -> dict[str, FetchState]:
+        """The fetch state of many sources in one query (a batch reads them all up front)."""
+        found = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(source_ids)):
+                for row in conn.execute(sa.select(sources).where(sources.c.id.in_(chunk))):
+                    found[row.id] = _fetch_state(row)
+        return found
 
     def raw_digests(self, source_id: str) -> dict[str, str]:
         """GUID → digest of each entry as the source last gave it (see pipeline)."""
@@ -396,19 +394,19 @@ _LINKS_IN_USE = sa.select(entries.c.link, entries.c.story_id, entries.c.source_i
     entries.c.link.in_(sa.bindparam("links", expanding=True)))
 _STORIES_BY_HASHES = sa.select(entries.c.content_hash, entries.c.story_id).where(
     entries.c.content_hash.in_(sa.bindparam("hashes", expanding=True)))
-_SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.lead_signature,
-                       entries.c.body_signature, entries.c.numbers).where(
+_SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.published,
+                        entries.c.language, entries.c.lead_signature, entries.c.body_signature,
+                        entries.c.numbers).where(
     entries.c.id.in_(sa.bindparam("ids", expanding=True)))
-_BAND_NEIGHBOURS = (
-    sa.select(entry_bands.c.band_key, entry_bands.c.published, entry_bands.c.language,
-              entry_bands.c.entry_id)
-    .where(entry_bands.c.bucket == sa.bindparam("bucket"),
-           entry_bands.c.band_key.in_(sa.bindparam("keys", expanding=True))))
+# entry_bands through the driver (see UpdateTransaction.band_neighbours); {m}, {bucket} and
+# {keys} become the driver's placeholders.
+_BAND_NEIGHBOURS_SQL = ("SELECT band_key, entry_id FROM entry_bands "
+                        "WHERE bucket = {bucket} AND band_key {keys}")
+_INSERT_BANDS_SQL = "INSERT INTO entry_bands (bucket, band_key, entry_id) VALUES ({m}, {m}, {m})"
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
     entries.c.source_id == sa.bindparam("source_id"))
 _INSERT_STORY = stories.insert()
 _INSERT_ENTRY = entries.insert()
-_INSERT_BANDS = entry_bands.insert()
 _UPDATE_STORY = stories.update().where(stories.c.id == sa.bindparam("story_id"))
 _INSERT_OUTLETS = story_outlets.insert()
 _DELETE_OUTLETS = story_outlets.delete().where(
@@ -425,6 +423,36 @@ class UpdateTransaction:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that is undone alone if it raises (one source of a
+        group written together)."""
+        with self.conn.begin_nested():
+            yield
+
+    def record_not_modified(self, source_id: str, *, etag: str | None,
+                            last_modified: str | None, status: int, next_fetch_at: datetime,
+                            redirect: RedirectUpdate | None = None) -> None:
+        self.conn.execute(sources.update().where(sources.c.id == source_id).values(
+            etag=etag, last_modified=last_modified, last_status=status,
+            next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
+            error_count=0, last_error=None, **_redirect_values(redirect)))
+
+    def record_failure(self, source_id: str, *, message: str, status: int | None,
+                       next_fetch_at: datetime) -> None:
+        self.conn.execute(sources.update().where(sources.c.id == source_id).values(
+            last_error=message, last_status=status, next_fetch_at=next_fetch_at,
+            last_fetched_at=self.now, error_count=sources.c.error_count + 1))
+
+    def defer_host(self, host: str, until: datetime) -> int:
+        if not host:
+            return 0
+        result = self.conn.execute(sources.update().where(
+            sources.c.host == host,
+            sa.or_(sources.c.next_fetch_at.is_(None), sources.c.next_fetch_at < until),
+        ).values(next_fetch_at=until))
+        return int(result.rowcount)
 
     def source_infos(self, configs: Iterable[SourceConfig]) -> dict[str, SourceInfo]:
         """Our sources named as outlets: configured title first, else what the feed said
@@ -466,24 +494,41 @@ class UpdateTransaction:
     def band_neighbours(self, probes: Iterable[tuple[datetime, datetime, int]]
                         ) -> list[BandNeighbour]:
         """Stored entries indexed under a band key, dated within a probe's [since, until]:
-        one (week, key) index probe per week the range touches."""
+        one (week, key) index probe per week the range touches. Through the driver: a batch
+        probes thousands of keys, and SQLAlchemy's per-parameter work cost more than the
+        look-up itself."""
         keys_by_week: dict[int, set[int]] = {}
         for since, until, key in probes:
             for bucket in range(band_bucket(since), band_bucket(until) + 1):
                 keys_by_week.setdefault(bucket, set()).add(key)
-        rows: list[Any] = []
+        rows: list[tuple[int, int]] = []
         for bucket, keys in keys_by_week.items():
             for chunk in _chunks(sorted(keys)):
-                rows += self.conn.execute(_BAND_NEIGHBOURS,
-                                          {"bucket": bucket, "keys": chunk}).all()
-        # An entry sharing many bands comes back once per band: load its signatures once.
-        candidates: dict[int, SimilarCandidate] = {}
-        for chunk in _chunks(list({r.entry_id for r in rows})):
+                rows += self._driver_rows(_BAND_NEIGHBOURS_SQL, bucket, chunk)
+        # An entry sharing many bands comes back once per band: load it once.
+        found: dict[int, tuple[int, str, SimilarCandidate]] = {}
+        for chunk in _chunks(list({entry_id for _, entry_id in rows})):
             for r in self.conn.execute(_SIGNATURES, {"ids": chunk}):
-                candidates[r.id] = SimilarCandidate(r.id, r.story_id, r.lead_signature,
-                                                    r.body_signature, tuple(r.numbers))
-        return [BandNeighbour(r.band_key, r.published, r.language, candidates[r.entry_id])
-                for r in rows]
+                found[r.id] = (int(r.published.timestamp()), primary_language(r.language),
+                               SimilarCandidate(r.id, r.story_id, r.lead_signature,
+                                                r.body_signature, tuple(r.numbers)))
+        return [BandNeighbour(key, *found[entry_id]) for key, entry_id in rows]
+
+    def _driver_rows(self, sql: str, bucket: int, keys: list[int]) -> Sequence[Any]:
+        """``sql``'s rows for one week's bucket and a list of keys, in the driver's own
+        parameter style (SQLite: an IN list; PostgreSQL: one array parameter)."""
+        if self.conn.dialect.name == "postgresql":
+            statement = sql.format(bucket="%s", keys="= ANY(%s)")
+            return self.conn.exec_driver_sql(statement, (bucket, keys)).all()
+        marks = ",".join("?" * len(keys))
+        statement = sql.format(bucket="?", keys=f"IN ({marks})")
+        return self.conn.exec_driver_sql(statement, (bucket, *keys)).all()
+
+    def _insert_band_rows(self, rows: list[tuple[int, int, int]]) -> None:
+        if not rows:
+            return
+        mark = "%s" if self.conn.dialect.name == "postgresql" else "?"
+        self.conn.exec_driver_sql(_INSERT_BANDS_SQL.format(m=mark), rows)
 
     def insert_stories(self, new: Sequence[tuple[str, StoryUpdate]]) -> list[int]:
         """Insert stories (GUID, fields); their ids, in order."""
@@ -513,16 +558,14 @@ class UpdateTransaction:
         bands = []
         for entry_id, n in zip((int(r.id) for r in rows), new, strict=True):
             bands += _band_rows(entry_id, n.entry, n.band_keys)
-        if bands:
-            self.conn.execute(_INSERT_BANDS, bands)
+        self._insert_band_rows(bands)
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
         self.conn.execute(_DELETE_BANDS, {"entry_id": entry_id})
-        if band_keys:
-            self.conn.execute(_INSERT_BANDS, _band_rows(entry_id, entry, band_keys))
+        self._insert_band_rows(_band_rows(entry_id, entry, band_keys))
 
     def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
         self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
@@ -560,11 +603,21 @@ class UpdateTransaction:
 # --- row ↔ record ------------------------------------------------------------------------------
 
 
-def _band_rows(entry_id: int, entry: Entry, band_keys: Sequence[int]) -> list[dict[str, Any]]:
-    language = primary_language(entry.language)
+def _fetch_state(row: Any) -> FetchState:
+    return FetchState(
+        source_id=row.id, etag=row.etag, last_modified=row.last_modified,
+        content_hash=row.content_hash, next_fetch_at=row.next_fetch_at,
+        error_count=row.error_count, last_error=row.last_error, last_status=row.last_status,
+        last_fetched_at=row.last_fetched_at, last_success_at=row.last_success_at,
+        redirect_target=row.redirect_target, redirect_count=row.redirect_count,
+        permanent_url=row.permanent_url,
+    )
+
+
+def _band_rows(entry_id: int, entry: Entry,
+               band_keys: Sequence[int]) -> list[tuple[int, int, int]]:
     bucket = band_bucket(entry.published)
-    return [{"bucket": bucket, "band_key": key, "published": entry.published,
-             "language": language, "entry_id": entry_id} for key in band_keys]
+    return [(bucket, key, entry_id) for key in band_keys]
 
 
 def _chunks(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:

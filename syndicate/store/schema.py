@@ -142,24 +142,27 @@ story_outlets = sa.Table(
     sa.Index("ix_story_outlets_story", "story_id"),
 )
 
-# The near-duplicate index: an entry's LSH band keys, with the entry's own date and primary
-# language. The index leads with the week the entry is dated in (``band_bucket``): look-ups
-# probe the one to three weeks around an entry's date, and inserts of today's news land in
-# this week's part of the B-tree, which stays in cache however many older stories are stored.
+# The near-duplicate index: an entry's LSH band keys. The index leads with the week the entry
+# is dated in (``band_bucket``): look-ups probe the one to three weeks around an entry's date,
+# and inserts of today's news land in this week's part of the B-tree, which stays in cache
+# however many older stories are stored.
 # A key-first index would scatter every insert across the whole table (one page write per band
 # key and entry), and its cost would grow with the store.
 BUCKET_SECONDS = 7 * 24 * 3600
 
 entry_bands = sa.Table(
     "entry_bands", metadata,
-    sa.Column("bucket", sa.Integer, nullable=False),
-    sa.Column("band_key", sa.BigInteger, nullable=False),
-    sa.Column("published", UTCDateTime, nullable=False),
-    sa.Column("language", sa.String(8), nullable=False),
-    sa.Column("entry_id", sa.Integer, sa.ForeignKey("entries.id", ondelete="CASCADE"),
-              nullable=False),
-    sa.Index("ix_entry_bands_key", "bucket", "band_key"),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("band_key", sa.BigInteger, primary_key=True),
+    sa.Column("entry_id", sa.Integer, primary_key=True),
     sa.Index("ix_entry_bands_entry", "entry_id"),
+    # On SQLite the table is its own (bucket, band_key) index: one B-tree insert per row
+    # instead of a table row plus an index entry. Rows are as small as they can be (the
+    # entry's exact date and language are read with its signatures), so that more of the
+    # index stays in cache: inserts and look-ups land at random places in it. No foreign key
+    # either: it cost a look-up of the entry per row, and band rows are only ever written and
+    # removed together with their entry.
+    sqlite_with_rowid=False,
 )
 
 # Output feeds rendered once per change, served as stored bytes by any web process.
