@@ -231,6 +231,7 @@ def _story_json(story: Story) -> dict[str, Any]:
     return {
         "id": story.guid,
         "title": story.title,
+        "link": story.link,
         "updated": story.updated.isoformat(),
         "published": story.published.isoformat(),
         "place": story.place,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -16,9 +16,11 @@ from syndicate.web import App
 
 
 @contextmanager
-def running_app(config: Config, store: Store) -> Iterator[tuple[App, str]]:
-    """Yield the app and its base URL (http://127.0.0.1:PORT) while uvicorn serves it."""
-    app = App(config, store)
+def running_app(config: Config, store: Store,
+                app_factory: Callable[[Config, Store], App] = App) -> Iterator[tuple[App, str]]:
+    """Yield the app and its base URL (http://127.0.0.1:PORT) while uvicorn serves it;
+    ``app_factory`` makes the app (a test may wrap ours, e.g. to record requests)."""
+    app = app_factory(config, store)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
