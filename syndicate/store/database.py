@@ -305,9 +305,13 @@ class Store:
                        outlet_role: str = "any", limit: int = 50) -> list[Story]:
         """The newest stories that any of the given sources carried, newest first; with
         ``outlets``, only those whose source list names one of them in ``outlet_role``."""
-        carried_by = sa.select(entries.c.story_id).where(entries.c.source_id.in_(list(source_ids)))
+        # EXISTS, not IN (subquery): the newest stories are read in date order and each is
+        # checked through its entries, so a feed's 50 stories cost 50 look-ups, not a pass
+        # over every entry of its sources.
+        carried = sa.exists().where(entries.c.story_id == stories.c.id,
+                                    entries.c.source_id.in_(list(source_ids)))
         query = (sa.select(stories)
-                 .where(stories.c.id.in_(carried_by))
+                 .where(carried)
                  .where(stories.c.source_count >= min_outlets))
         if outlets:
             named = sa.select(story_outlets.c.story_id).where(
