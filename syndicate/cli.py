@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -148,58 +147,51 @@ def _print_fetch_summary(outcomes: list[UpdateOutcome], changed_feeds: list[str]
             print(f"  {outcome.source_id}: {outcome.error}", file=sys.stderr)
 
 
-def _serve_app(config: Config, store: Store, on_started: Any = None) -> None:
+def _serve_app(config: Config, args: argparse.Namespace, *, scheduler: bool) -> None:
+    """Serve HTTP from ``service.web_workers`` processes until SIGINT/SIGTERM.
+
+    The web processes are separate from this one, where ``run``'s scheduler, writer and
+    parsing work: ingest and rendering never stall a request. Each web process loads the
+    config and opens the store itself (``web.app.app_from_environment``), serves the
+    renderings from memory and re-reads them every few seconds; in ``run`` it also reads the
+    scheduler's heartbeat for /healthz. uvicorn's supervisor restarts a web process that
+    dies and stops them all, after the requests in flight, on SIGINT or SIGTERM."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from .web import App
+    from .web.app import CONFIG_ENV, LOG_LEVEL_ENV, SCHEDULER_ENV
 
-    app = App(config, store)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=config.service.listen_host, port=config.service.listen_port,
-        http="httptools", loop="uvloop", lifespan="on", access_log=False, log_level="warning",
-        server_header=False))
-    if on_started:
-        on_started(app)
-    log.info("serving on http://%s:%d/ (public URL %s/)", config.service.listen_host,
-             config.service.listen_port, config.service.base_url)
-    # uvicorn handles SIGINT/SIGTERM itself, and re-raises the signal once it has stopped so
-    # that an outer handler hears of it; ours only notes it, so that the caller can finish a
-    # clean shutdown (the scheduler's running transactions) and exit 0.
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    os.environ[CONFIG_ENV] = str(config.path)
+    os.environ[SCHEDULER_ENV] = "1" if scheduler else "0"
+    os.environ[LOG_LEVEL_ENV] = args.log_level
+    service = config.service
+    server_config = uvicorn.Config(
+        "syndicate.web.app:app_from_environment", factory=True, host=service.listen_host,
+        port=service.listen_port, workers=service.web_workers, http="httptools", loop="uvloop",
+        lifespan="on", access_log=False, log_level="warning", server_header=False,
+        proxy_headers=False)  # nothing uses the client's address: no per-request rewriting
+    sock = server_config.bind_socket()
+    log.info("serving on http://%s:%d/ with %d web processes (public URL %s/)",
+             service.listen_host, service.listen_port, service.web_workers, service.base_url)
     try:
-        server.run()  # returns on SIGINT/SIGTERM, after finishing requests in flight
+        Multiprocess(server_config, sockets=[sock]).run()  # returns on SIGINT/SIGTERM
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        log.info("stopping on %s", signal.Signals(received[0]).name)
+        sock.close()
+    log.info("web processes stopped")
 
 
 def _run(config: Config, store: Store, args: argparse.Namespace) -> int:
-    holder: dict[str, Scheduler] = {}
-
-    def start_scheduler(app: Any) -> None:
-        def use_config(new: Config) -> None:
-            app.config = new  # the index and status pages follow the reloaded config
-
-        scheduler = Scheduler(config, store, on_publish=lambda _: app.cache.refresh(),
-                              on_reload=use_config)
-        scheduler.start()
-        app.liveness = scheduler.problem
-        holder["scheduler"] = scheduler
-
+    scheduler = Scheduler(config, store)
+    scheduler.start()
     try:
-        _serve_app(config, store, on_started=start_scheduler)
+        _serve_app(config, args, scheduler=True)
     finally:
-        if "scheduler" in holder:
-            holder["scheduler"].shutdown()
+        scheduler.shutdown()
     return 0
 
 
 def _serve(config: Config, store: Store, args: argparse.Namespace) -> int:
-    _serve_app(config, store)
+    _serve_app(config, args, scheduler=False)
     return 0
 
 

@@ -72,7 +72,8 @@ TOP_KEYS = ("service", "defaults", "dedupe", "sources", "feeds")
 DEDUPE_KEYS = ("window", "threshold")
 SERVICE_KEYS = (
     "base_url", "database", "data_dir", "listen", "user_agent", "fetch_workers", "fetch_per_host",
-    "parse_workers", "connect_timeout", "read_timeout", "max_body_bytes", "websub_hub",
+    "parse_workers", "web_workers", "connect_timeout", "read_timeout", "max_body_bytes",
+    "websub_hub",
 )  # fmt: skip
 DEFAULTS_KEYS = ("interval",)
 SOURCE_KEYS = (
@@ -101,6 +102,8 @@ DEFAULT_FETCH_WORKERS = 8
 DEFAULT_FETCH_PER_HOST = 2
 MAX_FETCH_WORKERS = 256
 MAX_PARSE_WORKERS = 64
+MAX_WEB_WORKERS = 64
+DEFAULT_WEB_WORKERS = 2
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -737,6 +740,7 @@ class _Reader:
         per_host = get(items, "fetch_per_host", p, _in_range(_read_integer, 1, MAX_FETCH_WORKERS))
         parse_workers = get(items, "parse_workers", p,
                             _in_range(_read_integer, 0, MAX_PARSE_WORKERS))
+        web_workers = get(items, "web_workers", p, _in_range(_read_integer, 1, MAX_WEB_WORKERS))
         connect = get(items, "connect_timeout", p, _positive(_read_number))
         read = get(items, "read_timeout", p, _positive(_read_number))
         max_body = get(items, "max_body_bytes", p, _read_size)
@@ -751,6 +755,7 @@ class _Reader:
             fetch_workers=workers or DEFAULT_FETCH_WORKERS,
             fetch_per_host=per_host or DEFAULT_FETCH_PER_HOST,
             parse_workers=parse_workers,
+            web_workers=web_workers or DEFAULT_WEB_WORKERS,
             connect_timeout=connect or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read or DEFAULT_READ_TIMEOUT,
             max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES,

@@ -11,6 +11,7 @@ changes (an invalid edit is logged, problem by problem, and the running config i
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +31,7 @@ from .ingest.workers import NormalizerPool, default_processes
 from .ingest.writer import Writer
 from .publish import publish_feeds
 from .publish.websub import notify_hub
-from .store import Store, source_host
+from .store import SCHEDULER_HEARTBEAT, Store, source_host
 from .types import Config, FetchState
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class Scheduler:
     """The long-running ingest loop of ``syndicate run``."""
 
     TICK_SECONDS = 2.0
+    HEARTBEAT_SECONDS = 10.0
     STALL_SECONDS = 120.0  # a tick stuck this long (a hung publish) makes /healthz fail
     CONFIG_CHECK_SECONDS = 3.0
 
@@ -165,7 +167,10 @@ class Scheduler:
         self._scheduler.add_job(self.reload_if_changed, "interval",
                                 seconds=self.CONFIG_CHECK_SECONDS, id="config",
                                 max_instances=1, coalesce=True)
+        self._scheduler.add_job(self.beat, "interval", seconds=self.HEARTBEAT_SECONDS,
+                                id="heartbeat", max_instances=1, coalesce=True)
         self._scheduler.start()
+        self.beat()
         log.info("scheduler started: %d sources, %d feeds", len(self.config.sources),
                  len(self.config.feeds))
 
@@ -174,7 +179,20 @@ class Scheduler:
         self._scheduler.shutdown(wait=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.ingestor.close()
+        self._write_heartbeat({"at": datetime.now(UTC).isoformat(), "stopped": True})
         log.info("scheduler stopped")
+
+    def beat(self) -> None:
+        """Tell the web processes how the ingest loop is doing (they serve /healthz): the
+        time of the last tick, so a tick that hangs shows, and what problem() says."""
+        at = self._last_tick or datetime.now(UTC)
+        self._write_heartbeat({"at": at.isoformat(), "problem": self.problem()})
+
+    def _write_heartbeat(self, state: dict[str, object]) -> None:
+        try:
+            self.store.set_meta_value(SCHEDULER_HEARTBEAT, json.dumps(state))
+        except Exception:  # a busy or failing database must not stop the loop itself
+            log.exception("could not write the scheduler heartbeat")
 
     def problem(self) -> str | None:
         """What is wrong with the ingest loop, for /healthz; None when it ticks as it should."""

@@ -31,6 +31,7 @@ class ServiceConfig:
     fetch_workers: int = 8  # global bound on concurrent fetches
     fetch_per_host: int = 2  # bound on concurrent fetches against one host
     parse_workers: int | None = None  # processes that parse and normalize; None: one per core
+    web_workers: int = 2  # processes serving HTTP in run and serve
     connect_timeout: float = 10.0  # seconds to establish a connection
     read_timeout: float = 30.0  # seconds for the whole response, body included
     max_body_bytes: int = 16 * 1024 * 1024  # cap on the (decompressed) body
@@ -323,6 +324,7 @@ class RenderedFeed:
     gzip_body: bytes
     etag: str  # strong, quoted
     last_modified: datetime
+    previous_modified: datetime | None = None  # the change before, when there was one
 
 
 # --- store ↔ dedupe ---------------------------------------------------------------------------

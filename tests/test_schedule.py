@@ -86,12 +86,22 @@ def test_config_changes_are_picked_up_and_bad_edits_ignored(
 
 
 def test_liveness_reports_a_stopped_or_stalled_scheduler(scheduler: Scheduler) -> None:
+    import json
     from datetime import UTC, datetime, timedelta
 
+    from syndicate.store import SCHEDULER_HEARTBEAT
+
+    def heartbeat() -> dict[str, object]:
+        return json.loads(scheduler.store.meta_value(SCHEDULER_HEARTBEAT) or "{}")  # type: ignore[no-any-return]
+
     wait_for(lambda: scheduler.problem() is None)
+    assert heartbeat()["problem"] is None  # written at start, for the web processes
     scheduler._last_tick = datetime.now(UTC) - timedelta(minutes=10)  # as if a tick hung
     assert "has not ticked" in (scheduler.problem() or "")
+    scheduler.beat()
+    assert heartbeat()["at"] == scheduler._last_tick.isoformat()  # a web process sees it too
     scheduler._last_tick = None
     scheduler.shutdown()
     assert scheduler.problem() == "scheduler not running"
+    assert heartbeat()["stopped"] is True
     scheduler.shutdown = lambda: None  # type: ignore[method-assign]  (the fixture stops it)

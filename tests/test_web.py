@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,10 @@ import requests
 
 from syndicate.config import parse_config
 from syndicate.publish import rendered_feed
-from syndicate.store import Store
+from syndicate.store import SCHEDULER_HEARTBEAT, Store
 from syndicate.types import Config
+from syndicate.web import App
+from syndicate.web.app import Liveness
 from tests.webserver import running_app
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -127,16 +130,26 @@ def test_healthz_says_what_is_wrong(served: tuple[str, Store, Config]) -> None:
     assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
 
 
-def test_healthz_is_503_when_the_scheduler_is_not_alive(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("heartbeat", "status"), [
+    ({"at": "NOW", "problem": None}, "ok"),
+    ({"at": "NOW", "stopped": True}, "scheduler stopped"),
+    ({"at": "2026-01-01T00:00:00+00:00", "problem": None}, "scheduler has not ticked for"),
+    ({"at": "NOW", "problem": "scheduler not running"}, "scheduler not running"),
+])
+def test_healthz_reads_the_heartbeat_the_scheduler_writes(
+        tmp_path: Path, heartbeat: dict[str, object], status: str) -> None:
     text = f"service:\n  database: sqlite:///{tmp_path}/s.db\nsources:\n  - id: a\n" \
            f"    url: https://a.example/feed\n"
     config = parse_config(text, tmp_path / "c.yaml")
     store = Store(config.service.database)
+    if heartbeat["at"] == "NOW":
+        heartbeat["at"] = datetime.now(UTC).isoformat()
+    store.set_meta_value(SCHEDULER_HEARTBEAT, json.dumps(heartbeat))
     try:
-        with running_app(config, store) as (app, base):
-            app.liveness = lambda: "scheduler not running"
+        with running_app(config, store, app_factory=lambda c, s: App(c, s, liveness=Liveness(s))
+                         ) as (_, base):
             response = requests.get(base + "/healthz", timeout=5)
-            assert response.status_code == 503
-            assert response.json() == {"status": "scheduler not running"}
+            assert response.json()["status"].startswith(status)
+            assert response.status_code == (200 if status == "ok" else 503)
     finally:
         store.close()

@@ -1,5 +1,13 @@
 """Persistence: schema, migrations and queries (SQLAlchemy Core; SQLite or PostgreSQL)."""
 
-from .database import RedirectUpdate, SourceStatus, Store, UpdateTransaction, source_host
+from .database import (
+    SCHEDULER_HEARTBEAT,
+    RedirectUpdate,
+    SourceStatus,
+    Store,
+    UpdateTransaction,
+    source_host,
+)
 
-__all__ = ["RedirectUpdate", "SourceStatus", "Store", "UpdateTransaction", "source_host"]
+__all__ = ["SCHEDULER_HEARTBEAT", "RedirectUpdate", "SourceStatus", "Store", "UpdateTransaction",
+           "source_host"]

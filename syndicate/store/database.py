@@ -39,7 +39,16 @@ from ..types import (
     outlet_key,
 )
 from . import schema
-from .schema import band_bucket, entries, entry_bands, rendered, sources, stories, story_outlets
+from .schema import (
+    band_bucket,
+    entries,
+    entry_bands,
+    meta,
+    rendered,
+    sources,
+    stories,
+    story_outlets,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,10 @@ class SourceStatus:
     warning: str | None
     entry_count: int
 
+
+# The meta row where ``syndicate run``'s scheduler writes how it is doing (JSON: "at", the
+# time of its last tick, and "problem" or "stopped"), for the web processes' /healthz.
+SCHEDULER_HEARTBEAT = "scheduler"
 
 WRITER_CACHE_KIB = 32 * 1024
 # SQLite copies the WAL back into the database (and syncs it to disk) once the WAL holds this
@@ -346,6 +359,17 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(stories)).scalar_one())
 
+    # --- small shared values ------------------------------------------------------------------
+
+    def meta_value(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+            return None if value is None else str(value)
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        with self._writing() as conn:
+            _set_meta(conn, key, value)
+
     # --- rendered feeds ------------------------------------------------------------------------
 
     def save_rendered(self, feed: RenderedFeed) -> bool:
@@ -356,14 +380,16 @@ class Store:
         with self._writing() as conn:
             if conn.dialect.name == "postgresql":  # two publishers must not both insert
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPDATE_LOCK})
-            etag = conn.execute(sa.select(rendered.c.etag).where(key)).scalar()
-            if etag == feed.etag:
+            stored = conn.execute(
+                sa.select(rendered.c.etag, rendered.c.last_modified).where(key)).first()
+            if stored is not None and stored.etag == feed.etag:
                 return False
-            if etag is None:
+            if stored is None:
                 conn.execute(rendered.insert().values(
                     feed_id=feed.feed_id, format=feed.format, **values))
             else:
-                conn.execute(rendered.update().where(key).values(**values))
+                conn.execute(rendered.update().where(key).values(
+                    previous_modified=stored.last_modified, **values))
         return True
 
     def rendered_feed(self, feed_id: str, fmt: str) -> RenderedFeed | None:
@@ -373,7 +399,7 @@ class Store:
         if row is None:
             return None
         return RenderedFeed(row.feed_id, row.format, row.content_type, row.body, row.gzip_body,
-                            row.etag, row.last_modified)
+                            row.etag, row.last_modified, row.previous_modified)
 
     def drop_rendered_except(self, feed_ids: Iterable[str]) -> int:
         """Forget renderings of feeds no longer configured, so they stop being served."""
@@ -605,6 +631,11 @@ class UpdateTransaction:
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    if not conn.execute(meta.update().where(meta.c.key == key).values(value=value)).rowcount:
+        conn.execute(meta.insert().values(key=key, value=value))
 
 
 def _fetch_state(row: Any) -> FetchState:

@@ -175,6 +175,8 @@ rendered = sa.Table(
     sa.Column("gzip_body", sa.LargeBinary, nullable=False),
     sa.Column("etag", sa.String(100), nullable=False),
     sa.Column("last_modified", UTCDateTime, nullable=False),
+    # When the bytes changed before that: how often a feed changes sets its Cache-Control.
+    sa.Column("previous_modified", UTCDateTime),
 )
 
 

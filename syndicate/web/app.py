@@ -1,13 +1,17 @@
 """The ASGI application: rendered feeds, the index page, source health, and a health check.
 
-Per request the work is a dictionary look-up, a header comparison and a write of bytes that
-were rendered once per change (identity and gzip). ``FeedCache`` holds those bytes in memory
-and refreshes them from the store in a worker thread — every few seconds (so ``serve``
-processes see what another process published) and at once when told (``run``) — so neither
-the database nor rendering is ever on a request's path.
+Per request the work is a dictionary look-up, a header comparison and a write of bytes and
+headers that were prepared once per change (identity and gzip, 200 and 304). ``FeedCache``
+holds them in memory and refreshes them from the store in a worker thread every couple of
+seconds, so that every web process sees what the ingest process published, and neither the
+database nor rendering is ever on a request's path.
 
-Routes: ``/feeds/<id>.rss|atom|json`` (GET, HEAD), ``/`` (index with autodiscovery links),
-``/status`` (each source's health), ``/healthz``.
+``syndicate run`` and ``serve`` start several web processes (``app_from_environment``); in
+``run`` the scheduler lives in the parent process and writes a heartbeat to the store, which
+``/healthz`` reads (see ``Liveness``).
+
+Routes: ``/feeds/<id>.rss|atom|json|html`` (GET, HEAD), ``/`` (index with autodiscovery
+links), ``/feeds.opml``, ``/sources.opml``, ``/status`` (each source's health), ``/healthz``.
 """
 
 from __future__ import annotations
@@ -17,17 +21,24 @@ import contextlib
 import html
 import json
 import logging
+import os
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from ..config import load_config
+from ..errors import ConfigError
 from ..ingest.pacing import UNHEALTHY_AFTER
 from ..publish.people import OPML_CONTENT_TYPE, feeds_opml, page_url, sources_opml
 from ..publish.render import CONTENT_TYPES, feed_url
-from ..store import Store
+from ..store import SCHEDULER_HEARTBEAT, Store
 from ..types import Config, RenderedFeed
-from .http import accepts_gzip, gzip_etag, http_date, not_modified
+from .http import accepts_gzip, etag_matches, gzip_etag, http_date, max_age, not_modified
 
 log = logging.getLogger(__name__)
 
@@ -36,50 +47,130 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# Aggregators may reuse a feed for 5 minutes; must-revalidate is implied by the ETag dance.
-FEED_CACHE_CONTROL = b"public, max-age=300"
 _FORMAT_BY_EXTENSION = {"rss": "rss", "atom": "atom", "json": "json", "html": "html"}
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One rendering, ready to send: bodies and complete header lists for 200 and 304, in
+    identity and gzip (RFC 9110 §8.8.3: each representation has its own strong tag)."""
+
+    feed: RenderedFeed
+    etag: bytes
+    gzip_etag: bytes
+    ok: Headers
+    ok_gzip: Headers
+    not_modified: Headers
+    not_modified_gzip: Headers
+
+    @classmethod
+    def of(cls, feed: RenderedFeed) -> Served:
+        etag, gzipped = feed.etag.encode(), gzip_etag(feed.etag).encode()
+        common = [(b"last-modified", http_date(feed.last_modified).encode()),
+                  (b"cache-control", cache_control(feed)),
+                  (b"vary", b"Accept-Encoding")]
+        content_type = feed.content_type.encode()
+        return cls(
+            feed, etag, gzipped,
+            ok=[(b"content-type", content_type), (b"content-length", b"%d" % len(feed.body)),
+                (b"etag", etag), *common],
+            ok_gzip=[(b"content-type", content_type),
+                     (b"content-length", b"%d" % len(feed.gzip_body)),
+                     (b"content-encoding", b"gzip"), (b"etag", gzipped), *common],
+            not_modified=[(b"etag", etag), *common],
+            not_modified_gzip=[(b"etag", gzipped), *common])
+
+    def is_current(self, if_none_match: bytes | None, if_modified_since: bytes | None) -> bool:
+        """Does the client hold this version? (The usual case, a poller sending back the tag
+        it was given, is one comparison of bytes.)"""
+        if if_none_match is not None:
+            if if_none_match == self.etag or if_none_match == self.gzip_etag:
+                return True
+            return etag_matches(if_none_match.decode("latin-1"), self.feed.etag)
+        if if_modified_since is not None:
+            return not_modified({"if-modified-since": if_modified_since.decode("latin-1")},
+                                self.feed.etag, self.feed.last_modified)
+        return False
+
+
+def cache_control(feed: RenderedFeed) -> bytes:
+    """Public, for as long as ``http.max_age`` says from how often this feed changes; a
+    client revalidates with the ETag after that."""
+    return b"public, max-age=%d" % max_age(feed.last_modified, feed.previous_modified)
 
 
 class FeedCache:
-    """Rendered feeds in memory, keyed by (feed id, format); reloaded when the ETag changes."""
+    """Rendered feeds in memory, keyed by their file name ("all.rss"); reloaded when the
+    ETag changes."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._feeds: dict[tuple[str, str], RenderedFeed] = {}
+        self._feeds: dict[str, Served] = {}
         self._lock = threading.Lock()
 
-    def get(self, feed_id: str, fmt: str) -> RenderedFeed | None:
-        return self._feeds.get((feed_id, fmt))
+    def get(self, name: str) -> Served | None:
+        return self._feeds.get(name)
 
     def refresh(self) -> int:
         """Load renderings whose ETag changed; return how many were reloaded."""
         with self._lock:
-            stored = self.store.rendered_etags()
+            stored = {f"{feed_id}.{fmt}": (feed_id, fmt, etag)
+                      for (feed_id, fmt), etag in self.store.rendered_etags().items()}
             feeds = {k: v for k, v in self._feeds.items() if k in stored}
             reloaded = 0
-            for key, etag in stored.items():
-                if key in feeds and feeds[key].etag == etag:
+            for name, (feed_id, fmt, etag) in stored.items():
+                if name in feeds and feeds[name].feed.etag == etag:
                     continue
-                feed = self.store.rendered_feed(*key)
+                feed = self.store.rendered_feed(feed_id, fmt)
                 if feed is not None:
-                    feeds[key] = feed
+                    feeds[name] = Served.of(feed)
                     reloaded += 1
             self._feeds = feeds  # one reference swap: readers never see a half-built dict
             return reloaded
 
 
+class Liveness:
+    """What is wrong with the scheduler of ``syndicate run``, from the heartbeat it writes to
+    the store (``schedule.Scheduler``): None when it ticks as it should."""
+
+    STALL_SECONDS = 120.0  # no tick for this long (a hung publish, a dead thread) is a problem
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.started = time.monotonic()
+        self.problem: str | None = None
+
+    def check(self, now: datetime) -> None:
+        """Read the heartbeat (in a worker thread: it is a query)."""
+        beat = self.store.meta_value(SCHEDULER_HEARTBEAT)
+        if beat is None:
+            waited = time.monotonic() - self.started
+            self.problem = (f"scheduler has not started for {waited:.0f} s"
+                            if waited > self.STALL_SECONDS else None)
+            return
+        state = json.loads(beat)
+        if state.get("stopped"):
+            self.problem = "scheduler stopped"
+            return
+        silent = (now - datetime.fromisoformat(state["at"])).total_seconds()
+        self.problem = (f"scheduler has not ticked for {silent:.0f} s"
+                        if silent > self.STALL_SECONDS else state.get("problem"))
+
+
 class App:
     REFRESH_SECONDS = 2.0
 
-    def __init__(self, config: Config, store: Store, cache: FeedCache | None = None) -> None:
+    def __init__(self, config: Config, store: Store, cache: FeedCache | None = None,
+                 liveness: Liveness | None = None) -> None:
         self.config = config
         self.store = store
         self.cache = cache or FeedCache(store)
+        # In `run`, the scheduler's heartbeat; in `serve` (and tests), nothing is checked.
+        self.liveness = liveness
+        self._config_mtime = _mtime(config.path)
         self._refresher: asyncio.Task[None] | None = None
-        # In `run`, what the scheduler says is wrong with it (None: healthy); in `serve`, no
-        # scheduler runs in this process and nothing is checked.
-        self.liveness: Callable[[], str | None] = lambda: None
+        self._gzip_by_header: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -107,7 +198,7 @@ class App:
             await _respond(send, 200, make(self.config), OPML_CONTENT_TYPE.encode(), head=head,
                            extra=[(b"cache-control", b"public, max-age=300")])
         elif path == "/healthz":
-            problem = self.liveness()
+            problem = self.liveness.problem if self.liveness else None
             body = json.dumps({"status": problem or "ok"}).encode() + b"\n"
             await _respond(send, 503 if problem else 200, body, b"application/json", head=head,
                            extra=[(b"cache-control", b"no-store")])
@@ -115,36 +206,44 @@ class App:
             await _respond(send, 404, b"not found\n", b"text/plain; charset=utf-8", head=head)
 
     async def _feed(self, scope: Scope, send: Send, name: str, head: bool) -> None:
-        feed_id, _, extension = name.rpartition(".")
-        fmt = _FORMAT_BY_EXTENSION.get(extension)
-        feed = self.cache.get(feed_id, fmt) if fmt else None
-        if feed is None:
+        served = self.cache.get(name)
+        if served is None:
             await _respond(send, 404, b"no such feed\n", b"text/plain; charset=utf-8", head=head)
             return
-        headers = _headers(scope)
-        gzipped = accepts_gzip(headers.get("accept-encoding"))
-        # RFC 9110 §8.8.3: the gzip and identity representations get different strong tags.
-        etag = gzip_etag(feed.etag) if gzipped else feed.etag
-        common = [
-            (b"etag", etag.encode()),
-            (b"last-modified", http_date(feed.last_modified).encode()),
-            (b"cache-control", FEED_CACHE_CONTROL),
-            (b"vary", b"Accept-Encoding"),
-        ]
-        if not_modified(headers, feed.etag, feed.last_modified):
-            await send({"type": "http.response.start", "status": 304, "headers": common})
+        if_none_match = if_modified_since = accept_encoding = None
+        for key, value in scope["headers"]:  # ASGI servers give header names in lower case
+            if key == b"if-none-match":
+                if_none_match = value
+            elif key == b"accept-encoding":
+                accept_encoding = value
+            elif key == b"if-modified-since":
+                if_modified_since = value
+        gzipped = self._accepts_gzip(accept_encoding)
+        if served.is_current(if_none_match, if_modified_since):
+            await send({"type": "http.response.start", "status": 304,
+                        "headers": served.not_modified_gzip if gzipped else served.not_modified})
             await send({"type": "http.response.body", "body": b""})
             return
-        if gzipped:
-            common.append((b"content-encoding", b"gzip"))
-        body = feed.gzip_body if gzipped else feed.body
-        await _respond(send, 200, body, feed.content_type.encode(), head=head, extra=common)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": served.ok_gzip if gzipped else served.ok})
+        body = served.feed.gzip_body if gzipped else served.feed.body
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    def _accepts_gzip(self, header: bytes | None) -> bool:
+        if header is None:
+            return False
+        known = self._gzip_by_header.get(header)
+        if known is None:  # clients send a handful of distinct values: remember a few
+            known = accepts_gzip(header.decode("latin-1"))
+            if len(self._gzip_by_header) < 256:
+                self._gzip_by_header[header] = known
+        return known
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await asyncio.to_thread(self.cache.refresh)
+                await asyncio.to_thread(self.refresh)
                 self._refresher = asyncio.create_task(self._refresh_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -155,11 +254,24 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def refresh(self) -> None:
+        """What a web process re-reads every few seconds: the rendered feeds, the scheduler's
+        heartbeat, and the config file (for the index, OPML and status pages) when it
+        changed. A broken edit keeps the running config; the scheduler logs the problems."""
+        self.cache.refresh()
+        if self.liveness is not None:
+            self.liveness.check(datetime.now(UTC))
+        mtime = _mtime(self.config.path)
+        if mtime != self._config_mtime:
+            self._config_mtime = mtime
+            with contextlib.suppress(ConfigError, OSError):
+                self.config = load_config(self.config.path)
+
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.REFRESH_SECONDS)
             try:
-                await asyncio.to_thread(self.cache.refresh)
+                await asyncio.to_thread(self.refresh)
             except Exception:  # a database hiccup must not stop serving what we have
                 log.exception("could not refresh rendered feeds")
 
@@ -228,10 +340,6 @@ def _page(title: str, head: str, body: str) -> bytes:
             f"<body>\n{body}\n</body></html>\n").encode()
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes, *,
                    head: bool = False, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
@@ -239,3 +347,26 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes, *,
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+# Environment of the web processes that ``syndicate run`` and ``serve`` start.
+CONFIG_ENV = "SYNDICATE_CONFIG"
+SCHEDULER_ENV = "SYNDICATE_WEB_CHECKS_SCHEDULER"  # "1" in run: /healthz reads the heartbeat
+LOG_LEVEL_ENV = "SYNDICATE_LOG_LEVEL"
+
+
+def app_from_environment() -> App:
+    """The app of one web process (uvicorn imports this factory in each worker)."""
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(os.environ[CONFIG_ENV])
+    store = Store(config.service.database)
+    liveness = Liveness(store) if os.environ.get(SCHEDULER_ENV) == "1" else None
+    return App(config, store, liveness=liveness)

@@ -3,11 +3,12 @@
 - If-None-Match (RFC 9110 §13.1.2): a list of entity tags or ``*``, compared weakly.
 - If-Modified-Since (RFC 9110 §13.1.3): only evaluated when If-None-Match is absent.
 - Accept-Encoding (RFC 9110 §12.5.3): gzip is used when listed with q > 0 (or via ``*``).
+- Cache-Control max-age (RFC 9111 §5.2.2.1) from how often a feed changes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 
@@ -65,3 +66,19 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     if "gzip" in q_by_coding:
         return q_by_coding["gzip"] > 0
     return q_by_coding.get("*", 0.0) > 0
+
+
+MIN_MAX_AGE = 60
+MAX_MAX_AGE = 3600
+DEFAULT_MAX_AGE = 300  # a feed seen to change once: nothing to go by yet
+
+
+def max_age(last_modified: datetime, previous_modified: datetime | None) -> int:
+    """How long aggregators may reuse a feed: a quarter of the time between its last two
+    changes, between a minute and an hour. A feed that changes every few minutes is
+    re-polled about every minute; one that changes twice a day, hourly: polls follow what
+    there is to fetch, and a client never misses more than a fraction of an interval."""
+    if previous_modified is None:
+        return DEFAULT_MAX_AGE
+    interval = max(last_modified - previous_modified, timedelta(0))
+    return int(min(max(interval.total_seconds() / 4, MIN_MAX_AGE), MAX_MAX_AGE))
