@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syndicate.web.http import accepts_gzip, etag_matches, http_date, not_modified
+from syndicate.web.http import (
+    DEFAULT_MAX_AGE,
+    MAX_MAX_AGE,
+    MIN_MAX_AGE,
+    accepts_gzip,
+    etag_matches,
+    http_date,
+    max_age,
+    not_modified,
+)
 
 ETAG = '"abc123"'
 LAST_MODIFIED = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
@@ -62,3 +71,16 @@ def test_gzip_representation_has_its_own_tag_and_both_revalidate() -> None:
     assert etag_matches('"abc123-gz"', ETAG)
     assert etag_matches('W/"abc123-gz"', ETAG)
     assert not etag_matches('"abc123-g"', ETAG)
+
+
+@pytest.mark.parametrize(("interval", "expected"), [
+    (None, DEFAULT_MAX_AGE),  # changed once: nothing to go by
+    (timedelta(minutes=2), MIN_MAX_AGE),  # a busy feed: revalidate every minute
+    (timedelta(minutes=20), 300),  # a quarter of the interval
+    (timedelta(days=1), MAX_MAX_AGE),  # a quiet one: at most an hour stale
+    (timedelta(seconds=-5), MIN_MAX_AGE),  # a clock step back never gives less than a minute
+])
+def test_max_age_follows_how_often_the_feed_changes(interval: timedelta | None,
+                                                    expected: int) -> None:
+    last = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert max_age(last, None if interval is None else last - interval) == expected

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_healthz_reads_the_heartbeat_the_scheduler_writes(
             assert response.status_code == (200 if status == "ok" else 503)
     finally:
         store.close()
+
+
+def test_cache_control_follows_how_often_the_feed_changes(
+        served: tuple[str, Store, Config]) -> None:
+    base, store, _ = served
+    url = f"{base}/feeds/news.rss"
+    assert requests.get(url, timeout=5).headers["cache-control"] == "public, max-age=300"
+    changed = BODY.replace(b"<title>x</title>", b"<title>y</title>")
+    store.save_rendered(rendered_feed("news", "rss", changed, T0 + timedelta(minutes=8)))
+    wait_for_refresh = datetime.now(UTC) + timedelta(seconds=10)
+    while requests.get(url, timeout=5).content != changed:  # the app re-reads every 2 s
+        assert datetime.now(UTC) < wait_for_refresh, "the new rendering was never served"
+        time.sleep(0.2)
+    # changed 8 minutes after the version before: reused for a quarter of that
+    assert requests.get(url, timeout=5).headers["cache-control"] == "public, max-age=120"
