@@ -42,7 +42,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import idna
 import yaml
@@ -272,12 +272,73 @@ def _parse_http_url(text: str) -> str:
     return text
 
 
+# RFC 3986 §3.3: a path holds unreserved characters, sub-delims, ":", "@", "/" and escapes.
+_NOT_IN_PATH = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_IP_LITERAL_HOST = re.compile(r"\[[^\[\]]*\](?::[0-9]*)?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def _parse_base_url(text: str) -> str:
-    """The URL feeds are published under; stored without a trailing slash."""
+    """The URL feeds are published under, as every feed writes it; without a trailing slash.
+
+    Feeds carry it in RSS ``<link>`` and atom:id, which must be URIs (RFC 3986), and the
+    validator compares atom:id with its normal form (RFC 3986 §6.2.2-§6.2.3). So it is stored
+    as that URI: an IRI's path percent-encoded as UTF-8 (RFC 3987 §3.1) and its host in IDNA
+    form, scheme and host in lower case, a default port (:80, :443) dropped. Characters a URI
+    cannot hold at all are refused rather than guessed at.
+    """
+    _refuse_misplaced_brackets(text)
     parts = urlsplit(_parse_http_url(text))
-    if parts.query or parts.fragment:
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
         raise ValueError(f"base_url {text!r} must not have a query (?) or fragment (#)")
-    return text.rstrip("/")
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address (RFC 3986 §3.2.2)
+    else:
+        try:
+            host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+        except idna.IDNAError as e:
+            raise ValueError(
+                f"base_url {text!r}: {parts.hostname!r} is not a host name ({e})"
+            ) from None
+    scheme = parts.scheme.lower()
+    port = "" if parts.port in (None, _DEFAULT_PORTS[scheme]) else f":{parts.port}"
+    path = _NON_ASCII.sub(lambda m: quote(m.group(0), safe=""), parts.path)
+    path = _ESCAPE.sub(_normal_escape, path)
+    bad = _NOT_IN_PATH.search(path)
+    if bad:
+        raise ValueError(
+            f"base_url {text!r}: {bad.group(0)!r} must be percent-encoded"
+            f" ({quote(bad.group(0), safe='')})"
+        )
+    if _STRAY_PERCENT.search(path):
+        raise ValueError(f"base_url {text!r}: a '%' must start an escape such as %20 (write %25)")
+    return f"{scheme}://{userinfo}{at}{host}{port}{path}".rstrip("/")
+
+
+def _normal_escape(match: re.Match[str]) -> str:
+    """RFC 3986 §6.2.2.1-§6.2.2.2: upper-case hex digits; an unreserved character unescaped."""
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
+
+
+def _refuse_misplaced_brackets(text: str) -> None:
+    """RFC 3986 §3.2.2: "[" and "]" only enclose an IP-literal host (``http://[::1]:8080``)."""
+    after_scheme = text.partition("://")[2]
+    authority = re.split(r"[/?#]", after_scheme, maxsplit=1)[0]
+    host_port = authority.rpartition("@")[2]
+    in_host = "[" in host_port or "]" in host_port
+    rest = after_scheme[len(authority):]
+    if "[" in rest or "]" in rest or (in_host and not _IP_LITERAL_HOST.fullmatch(host_port)):
+        raise ValueError(
+            f"base_url {text!r}: '[' and ']' may only enclose an IPv6 address,"
+            " as in http://[::1]:8080; elsewhere write %5B and %5D"
+        )
 
 
 def _parse_data_dir(text: str) -> Path:

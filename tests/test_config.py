@@ -183,6 +183,24 @@ def test_base_url_defaults_to_the_listen_address(tmp_path: Path) -> None:
     assert service.user_agent.endswith("(+http://[::1]:9000)")
 
 
+@pytest.mark.parametrize(("written", "stored"), [
+    ("https://news.example.org/syndicate/", "https://news.example.org/syndicate"),
+    # RFC 3986 §6.2.2-§6.2.3 normal form: feeds write it in RSS <link> and atom:id.
+    ("HTTPS://News.Example.ORG:443/Syn/", "https://news.example.org/Syn"),
+    ("http://example.org:80", "http://example.org"),
+    ("http://example.org:8080/", "http://example.org:8080"),
+    ("https://example.org/a%7eb/%c3%bc", "https://example.org/a~b/%C3%BC"),
+    # An IRI becomes a URI (RFC 3987 §3.1): UTF-8 escapes in the path, IDNA host.
+    ("https://example.org/nachrichten-ü/", "https://example.org/nachrichten-%C3%BC"),
+    ("https://Bücher.example/", "https://xn--bcher-kva.example"),
+    ("http://[::1]:8080/", "http://[::1]:8080"),
+    ("http://[2001:DB8::1]:80/x", "http://[2001:db8::1]/x"),
+])
+def test_base_url_is_stored_as_a_normal_uri(tmp_path: Path, written: str, stored: str) -> None:
+    path = write(tmp_path, f"service:\n  base_url: '{written}'\n" + MINIMAL)
+    assert load_config(path).service.base_url == stored
+
+
 def test_feed_language_is_the_single_languages_entry_or_none(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -434,6 +452,14 @@ PROBLEMS = [
      "expected an http(s) URL"),
     ("service:\n  base_url: https://example.org/?x=1\n" + SRC, 2, "service.base_url",
      "must not have a query"),
+    ("service:\n  base_url: https://example.org/a[1]\n" + SRC, 2, "service.base_url",
+     "'[' and ']' may only enclose an IPv6 address"),
+    ("service:\n  base_url: https://ex[a]mple.org/\n" + SRC, 2, "service.base_url",
+     "'[' and ']' may only enclose an IPv6 address"),
+    ("service:\n  base_url: https://example.org/a|b\n" + SRC, 2, "service.base_url",
+     "'|' must be percent-encoded (%7C)"),
+    ("service:\n  base_url: https://example.org/100%\n" + SRC, 2, "service.base_url",
+     "a '%' must start an escape"),
     ("service:\n  websub_hub: hub\n" + SRC, 2, "service.websub_hub", "expected an http(s) URL"),
     ("service:\n  database: data/syndicate.db\n" + SRC, 2, "service.database",
      "expected an SQLAlchemy database URL"),

@@ -7,8 +7,8 @@ served for one format. Every story appears once, with its stable GUID and its wh
   allows only one: the first carried outlet), ``<syn:sources>`` with every outlet, ``dc:creator``
   for authors (RSS ``<author>`` must be an e-mail address), one ``<enclosure>`` (RSS allows one).
 * Atom 1.0 (feedgen): ``<link rel="via">`` per outlet with a URL (RFC 4287 §4.2.7.2), one
-  ``<source>`` (§4.2.11) for the first carried outlet, ``<syn:sources>`` with every outlet,
-  ``<link rel="enclosure">`` per enclosure.
+  ``<source>`` (§4.2.11) for the first carried outlet (its id: the outlet's home page),
+  ``<syn:sources>`` with every outlet, ``<link rel="enclosure">`` per enclosure.
 * JSON Feed 1.1 (json.dumps): an ``_syndicate`` extension object on each item (JSON Feed 1.1
   "Extensions": keys starting with an underscore).
 
@@ -17,12 +17,18 @@ People get the same list in every format as a footer appended to the content
 
 Rules this module keeps, because feed readers and the W3C Feed Validator rely on them:
 
-* Only absolute http(s) URLs are ever emitted as links; anything else (``javascript:``, relative,
-  malformed) is dropped, or shown as escaped text in the footer.
+* Only absolute http(s) URLs with a DNS or IPv4 host are ever emitted as links; anything else
+  (``javascript:``, relative, malformed, an IPv6-literal host) is dropped, or shown as escaped
+  text in the footer. RSS ``<enclosure url>`` is stricter still (``_RSS_ENCLOSURE_URL``).
 * Characters that XML 1.0 forbids (C0 controls except tab/newline/CR, lone surrogates, U+FFFE,
-  U+FFFF; XML 1.0 §2.2) are removed from every string first: lxml refuses them otherwise.
+  U+FFFF; XML 1.0 §2.2) are removed from every string first: lxml refuses them otherwise. So are
+  C1 controls (U+0080-U+009F), which no text means.
+* Every atom:id is a valid absolute IRI in the normal form the validator compares it with
+  (``_Item.atom_id``).
 * Dates are UTC: RFC 822 in RSS (four-digit year, ``+0000``), RFC 3339 in Atom and JSON.
 * A GUID already rendered is not rendered again: RSS forbids duplicate ``<guid>`` values.
+* RSS writes ``&`` and ``<`` as hexadecimal character references (RSS Best Practices Profile,
+  "Encoding"), so a reader applying the profile sees plain text, not escaped markup.
 * feedgen 1.0.0 drops ``rel``/``type``/``title``/``length`` from Atom *entry* links, so every
   entry link other than the alternate one is written by our feedgen extension on the lxml element.
 """
@@ -33,6 +39,7 @@ import html
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +51,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from syndicate import __version__
+from syndicate.languages import normalize_language
 from syndicate.types import Enclosure, FeedConfig, ServiceConfig, Story, StorySource
 
 log = logging.getLogger(__name__)
@@ -79,25 +87,56 @@ FOOTER_LABELS: dict[str, tuple[str, str]] = {
 }
 
 # XML 1.0 §2.2 Char: tab, LF and CR are the only C0 controls allowed; surrogates, U+FFFE and
-# U+FFFF are not characters at all.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# U+FFFF are not characters at all. C1 controls (U+0080-U+009F) are allowed by XML but mean
+# nothing in text: they are what a decoder leaves for a windows-1252 byte that has no character
+# (0x81, 0x8D, 0x8F, 0x90, 0x9D), and the W3C validator warns about them (BadCharacters).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f\ud800-\udfff\ufffe\uffff]")
 _WHITESPACE = re.compile(r"\s+")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})+$")
-_NETLOC = re.compile(r"^[A-Za-z0-9.\-_~%!$&'()*+,;=:@\[\]]+$")
+# No "[" or "]": an IP-literal host (RFC 3986 §3.2.2) is refused. The W3C validator rejects it
+# in every RSS URL and in atom:id, and news links do not use one.
+_NETLOC = re.compile(r"^[A-Za-z0-9.\-_~%!$&'()*+,;=:@]+$")
 _MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*$")
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")  # RFC 5646, loosely
-# An absolute IRI, as atom:id needs (RFC 4287 §4.2.6): a scheme, then no character RFC 3987
-# excludes (space, controls, <>"{}|\^`).
-_IRI = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"{}|\\^`\x00-\x1f\x7f]+$')
-# RFC 3986 §2.2 reserved characters plus "%" (keep existing escapes) and "~": left as they are.
-_URL_SAFE = "!#$&'()*+,/:;=?@[]~%"
+# RFC 3986 §2.2 reserved characters but "[" and "]" (which only an IP-literal host may hold,
+# §3.2.2), plus "%" (existing escapes) and "~": left as they are; the rest is percent-encoded.
+_URL_SAFE = "!#$&'()*+,/:;=?@~%"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that starts no escape
+# What the W3C validator accepts in RSS <enclosure url> (its "httpURL"): http(s), no user info,
+# a host of two or more DNS labels without "_" (or a dotted IPv4 address), an optional port.
+_RSS_ENCLOSURE_URL = re.compile(
+    r"^https?://(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.|(?:[A-Za-z0-9-]+\.)+)[A-Za-z0-9][A-Za-z0-9-]*"
+    r"(?::\d+)?(?:/|$)"
+)
+
+# atom:id forms written as the GUID is (RFC 4287 §4.2.6 wants an absolute IRI). The validator
+# also compares an atom:id with its RFC 3986 §6.2.2 normal form and warns (NonCanonicalURI)
+# when they differ, so only normal forms pass: a lower-case host, no default port, no dot
+# segments, escapes only of ASCII characters that are not unreserved (it decodes "%7E").
+_UUID_URN = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+_ID_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})"
+_HTTP_ID = re.compile(
+    rf"^(https?)://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::([1-9][0-9]{{0,4}}))?(/{_ID_CHAR}*)"
+    rf"(?:\?(?:{_ID_CHAR}|\?)*)?(?:#(?:{_ID_CHAR}|\?)*)?$"
+)
+# RFC 4151 §2.1: tag:authorityName,date:specific[#fragment].
+_TAG_ID = re.compile(
+    r"^tag:(?:[a-z0-9._-]+@)?[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?,\d{4}(?:-\d{2}(?:-\d{2})?)?:"
+    rf"(?:{_ID_CHAR}|\?)*(?:#(?:{_ID_CHAR}|\?)*)?$"
+)
+_DEFAULT_PORT = {"http": "80", "https": "443"}
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_ESCAPE = re.compile(r"%([0-9A-F]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# The atom:id of any other GUID is a name-based UUID of it (RFC 4122 §4.3) in this namespace.
+# Never change it: every such entry would get a new id.
+ATOM_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://syndicate.invalid/ns/guid/1.0")
 
 
 # --- cleaning -----------------------------------------------------------------------------
 
 
 def _clean(text: str | None) -> str:
-    """The text without characters XML 1.0 cannot carry; "" for None."""
+    """The text without characters XML 1.0 cannot carry, nor C1 controls; "" for None."""
     return _XML_ILLEGAL.sub("", text) if text else ""
 
 
@@ -109,10 +148,11 @@ def _clean_line(text: str | None) -> str:
 def _http_url(url: str | None) -> str | None:
     """The URL if it is an absolute http(s) URL, with unsafe characters percent-encoded; else None.
 
-    Encoding spaces, quotes and non-ASCII keeps the result a valid URI (RFC 3986) for RSS 2.0,
-    which, unlike Atom, has no IRIs.
+    Encoding spaces, quotes, brackets, a "%" that starts no escape and non-ASCII keeps the result
+    a valid URI (RFC 3986) for RSS 2.0, which, unlike Atom, has no IRIs. An IP-literal host
+    (``http://[2001:db8::1]/``) gives None (see ``_NETLOC``).
     """
-    candidate = _clean(url).strip()
+    candidate = _STRAY_PERCENT.sub("%25", _clean(url).strip())
     if not candidate:
         return None
     try:
@@ -154,8 +194,9 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def _language_tag(language: str | None) -> str | None:
-    tag = _clean(language).strip().replace("_", "-")
-    return tag if _LANGUAGE_TAG.match(tag) else None
+    """The tag as ingest normalizes it (a primary subtag of ISO 639-1 or 639-2, which xml:lang
+    and RSS <language> need), whatever the store or a caller holds; else None."""
+    return normalize_language(_clean(language))
 
 
 def _primary_subtag(language: str | None) -> str:
@@ -194,6 +235,13 @@ class _Outlet:
         """Where a machine-readable link to the outlet points: its URL, else its home page."""
         return self.url or _host_url(self.host)
 
+    @property
+    def home(self) -> str | None:
+        """The outlet's home page, ``https://{host}/``, from its host or else its URL's host: the
+        same for every story it carries, so it can name the outlet (atom:source's id)."""
+        url_host = urlsplit(self.url).hostname if self.url else None
+        return _host_url(self.host) or _host_url(url_host or "")
+
 
 @dataclass(frozen=True)
 class _Attachment:
@@ -221,16 +269,42 @@ class _Item:
 
     @property
     def atom_id(self) -> str:
-        """atom:id must be an absolute IRI (RFC 4287 §4.2.6); a GUID that is not one is wrapped
-        in a URN, derived from the GUID alone so it stays as stable as the GUID. Everything but
-        unreserved characters is percent-encoded, as a URN's NSS needs (RFC 2141 §2.2)."""
-        if _IRI.match(self.guid):
+        """The GUID when it is a ``urn:uuid:`` (as the store mints them), an http(s) URL or a
+        ``tag:`` URI in normal form; else ``urn:uuid:`` and a name-based UUID of the GUID.
+
+        atom:id must be an absolute IRI (RFC 4287 §4.2.6), and the validator checks ``urn:``,
+        ``tag:`` and unregistered schemes further. A UUID derived from the GUID alone is as
+        stable as the GUID and valid whatever characters it holds; a URN with the GUID spelled
+        out cannot be: RFC 2141 forbids "~" in it, and an escaped "~" is not in normal form.
+        """
+        if _UUID_URN.match(self.guid) or _normal_http_id(self.guid) or _normal_tag_id(self.guid):
             return self.guid
-        return "urn:syndicate:guid:" + quote(self.guid, safe="")
+        return f"urn:uuid:{uuid.uuid5(ATOM_ID_NAMESPACE, self.guid)}"
 
     @property
     def first_carried(self) -> _Outlet | None:
         return next((o for o in self.outlets if o.carried), None)
+
+
+def _normal_http_id(value: str) -> bool:
+    """An http(s) URL the validator takes as a valid atom:id in normal form."""
+    match = _HTTP_ID.match(value)
+    if match is None:
+        return False
+    scheme, port, path = match.groups()
+    return (port != _DEFAULT_PORT[scheme] and not _DOT_SEGMENT.search(path)
+            and _escapes_are_normal(value))
+
+
+def _normal_tag_id(value: str) -> bool:
+    return _TAG_ID.match(value) is not None and _escapes_are_normal(value)
+
+
+def _escapes_are_normal(value: str) -> bool:
+    """Every escape is of an ASCII character outside "unreserved" (RFC 3986 §6.2.2.2 decodes
+    those), so normalizing leaves it; non-ASCII escapes are left to the UUID form."""
+    return all(int(code, 16) < 0x80 and chr(int(code, 16)) not in _UNRESERVED
+               for code in _ESCAPE.findall(value))
 
 
 def _outlets(sources: Sequence[StorySource]) -> tuple[_Outlet, ...]:
@@ -436,12 +510,15 @@ class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]  # feedgen has 
             if attachment.length is not None:
                 link.set("length", str(attachment.length))
         first = item.first_carried
-        if first is not None:
-            # RFC 4287 §4.2.11: where the entry came from; of that feed we know a title and a link.
+        if first is not None and first.home:
+            # RFC 4287 §4.2.11: the feed the entry came from, with the id, title and updated it
+            # recommends. We do not keep that feed's own atom:id, so the outlet's home page
+            # names it, the same in every entry; updated is when the story last changed.
             source = etree.SubElement(entry, "source")
+            etree.SubElement(source, "id").text = first.home
             etree.SubElement(source, "title").text = first.name
-            if first.href:
-                etree.SubElement(source, "link", rel="alternate", href=first.href)
+            etree.SubElement(source, "updated").text = _rfc3339(item.updated)
+            etree.SubElement(source, "link", rel="alternate", href=first.href or first.home)
         _sources_element(entry, item)
         return entry
 
@@ -452,9 +529,10 @@ class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]  # feedgen has 
         # RSS <author> must be an e-mail address; dc:creator takes a name.
         for author in item.authors:
             etree.SubElement(entry, f"{{{DC_NS}}}creator", nsmap={"dc": DC_NS}).text = author
-        if item.attachments:
-            # RSS 2.0 allows one enclosure per item, with url, length and type all required.
-            first = item.attachments[0]
+        # RSS 2.0 allows one enclosure per item, with url, length and type all required; the
+        # first whose URL the validator takes there (Atom and JSON keep the others).
+        first = next((a for a in item.attachments if _RSS_ENCLOSURE_URL.match(a.url)), None)
+        if first is not None:
             etree.SubElement(
                 entry,
                 "enclosure",
@@ -520,7 +598,16 @@ def _add_entry(fg: FeedGenerator, item: _Item) -> None:
 
 
 def _render_rss(head: _Head, items: Sequence[_Item]) -> bytes:
-    return bytes(_feed_generator(head, items).rss_str(pretty=True, encoding="UTF-8"))
+    body = bytes(_feed_generator(head, items).rss_str(pretty=True, encoding="UTF-8"))
+    return _hex_references(body)
+
+
+def _hex_references(body: bytes) -> bytes:
+    """``&amp;`` → ``&#x26;``, ``&lt;`` → ``&#x3C;``: the same XML (XML 1.0 §4.1), in the form
+    the RSS Best Practices Profile asks of text, so "1&1" or "a <b" in a title reads as plain
+    text. lxml writes those two only as escapes (feedgen writes no CDATA for us), so replacing
+    them in the serialized bytes changes no character of the document's content."""
+    return body.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
 
 
 def _render_atom(head: _Head, items: Sequence[_Item]) -> bytes:
