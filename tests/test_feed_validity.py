@@ -33,7 +33,7 @@ import pytest
 from lxml import etree
 
 from syndicate.config import parse_config
-from syndicate.publish.render import feed_url, render
+from syndicate.publish.render import History, archive_url, feed_url, render
 from syndicate.schedule import Ingestor
 from syndicate.store import Store
 from syndicate.types import Enclosure, FeedConfig, ServiceConfig, Story, StorySource
@@ -716,3 +716,15 @@ def test_json_checker_on_corpus_feeds(name: str, expected: set[str]) -> None:
     assert path.is_file(), f"corpus file missing: {path}"
     found = {v.rule for v in check_json_feed(path.read_bytes()) if v.level == "error"}
     assert found == expected
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+@pytest.mark.parametrize("history", [History(3), History(3, 1), History(3, 2), History(3, 3)],
+                         ids=["current", "oldest-page", "middle-page", "newest-page"])
+def test_archive_documents_break_no_feed_rule(fmt: str, history: History) -> None:
+    """RFC 5005 links and fh:archive are valid where we put them, self is the page's own URL."""
+    body = render(FEED_EN, EDGE_STORIES, fmt, service=SERVICE_WITH_HUB, updated=NOW,
+                  history=history)
+    location = (feed_url(SERVICE_WITH_HUB, FEED_EN.id, fmt) if history.page is None
+                else archive_url(SERVICE_WITH_HUB, FEED_EN.id, history.page, fmt))
+    assert_valid(fmt, body, location)

@@ -6,6 +6,14 @@ are stored, so web processes only compare a header and write
 precomputed bytes. A rendering whose bytes did not change keeps its ETag and Last-Modified:
 the feed's own dates come from its stories, never from the clock, so re-rendering an unchanged
 feed gives the same bytes and aggregators keep getting 304s.
+
+History (RFC 5005, paged archives): a feed's stories, in the order they were first seen, are
+cut into pages of the feed's ``limit``; every full page is an archive document
+(``/feeds/<id>/archive/<n>.atom|rss``, 1 the oldest) that keeps its stories for good, and
+the current feed links to the newest with ``prev-archive``. A new subscriber, or an
+aggregator that fell behind, walks back from there. Archive pages are not rendered here but by
+the web process that is asked for one (``render_archive``), once per change of the stories:
+there can be thousands, and few are ever read.
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from ..store import Store
 from ..types import Config, FeedConfig, RenderedFeed, Story
 from .people import PAGE_CONTENT_TYPE, river_page
-from .render import CONTENT_TYPES, render
+from .render import ARCHIVE_FORMATS, CONTENT_TYPES, History, render
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +38,35 @@ _EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # an empty feed's stable "u
 
 
 def select_stories(store: Store, config: Config, feed: FeedConfig) -> list[Story]:
-    return store.select_stories(config.feed_source_ids(feed), languages=feed.languages,
-                                min_outlets=feed.min_outlets, outlets=feed.outlets,
-                                outlet_role=feed.outlet_role, limit=feed.limit)
+    return store.select_stories(config.feed_source_ids(feed), limit=feed.limit,
+                                **_rule(feed))
+
+
+def _rule(feed: FeedConfig) -> dict[str, Any]:
+    """The feed's choice of stories beyond its sources, as the store's keyword arguments."""
+    return {"languages": feed.languages, "min_outlets": feed.min_outlets,
+            "outlets": feed.outlets, "outlet_role": feed.outlet_role}
+
+
+def archive_pages(store: Store, config: Config, feed: FeedConfig) -> int:
+    """How many full archive pages the feed has (its stories, ``limit`` to a page)."""
+    return store.count_stories(config.feed_source_ids(feed), **_rule(feed)) // feed.limit
+
+
+def render_archive(store: Store, config: Config, feed: FeedConfig, page: int,
+                   fmt: str) -> bytes | None:
+    """Archive page ``page`` (1: the oldest stories) of a feed in ``fmt`` ("atom" or
+    "rss"), or None when the feed has no such full page (yet)."""
+    pages = archive_pages(store, config, feed)
+    if fmt not in ARCHIVE_FORMATS or not 1 <= page <= pages:
+        return None
+    stories = store.stories_in_order_seen(config.feed_source_ids(feed),
+                                          offset=(page - 1) * feed.limit, limit=feed.limit,
+                                          **_rule(feed))
+    stories.sort(key=lambda s: (s.published, s.id), reverse=True)  # newest first, as the feed
+    updated = max((s.updated for s in stories), default=_EMPTY_FEED_DATE)
+    return render(feed, stories, fmt, service=config.service, updated=updated,
+                  history=History(pages, page))
 
 
 def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
@@ -41,9 +76,11 @@ def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
     for feed in feeds:
         stories = select_stories(store, config, feed)
         updated = max((s.updated for s in stories), default=_EMPTY_FEED_DATE)
+        history = History(archive_pages(store, config, feed))
         feed_changed = False
         for fmt in FORMATS:
-            body = render(feed, stories, fmt, service=config.service, updated=updated)
+            body = render(feed, stories, fmt, service=config.service, updated=updated,
+                          history=history)
             if store.save_rendered(rendered_feed(feed.id, fmt, body, now)):
                 feed_changed = True
         page = river_page(feed, stories, config.service)  # for people; not a feed change

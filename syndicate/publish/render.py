@@ -73,6 +73,9 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = f"syndicate {__version__}"
 
 DC_NS = "http://purl.org/dc/elements/1.1/"
+# RFC 5005 (Feed Paging and Archiving): archive documents say so with fh:archive.
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+ARCHIVE_FORMATS = ("atom", "rss")  # JSON Feed has no archive form
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 DEFAULT_MIME_TYPE = "application/octet-stream"
 SUMMARY_TEXT_LIMIT = 300  # characters of plain text in JSON Feed's "summary"
@@ -415,10 +418,40 @@ class _Head:
     title: str
     description: str
     home_url: str
-    self_url: str
+    feed_url: str  # the current feed's: the id of the feed, and every archive page's
+    self_url: str  # this document's (an archive page's own, or feed_url)
     hub_url: str | None
     language: str | None
     updated: datetime
+    history_links: tuple[tuple[str, str], ...] = ()  # RFC 5005 (rel, href)
+    archive: bool = False  # an archive document (fh:archive)
+
+
+@dataclass(frozen=True)
+class History:
+    """Where a document stands in its feed's archive (RFC 5005 §4): how many full archive
+    pages the feed has, and which one this is (None: the current feed)."""
+
+    pages: int
+    page: int | None = None
+
+    def links(self, service: ServiceConfig, feed_id: str, fmt: str
+              ) -> tuple[tuple[str, str], ...]:
+        if self.page is None:  # the current feed points at the newest archive
+            return (("prev-archive", archive_url(service, feed_id, self.pages, fmt)),) \
+                if self.pages else ()
+        links = [("current", feed_url(service, feed_id, fmt))]
+        if self.page > 1:
+            links.append(("prev-archive", archive_url(service, feed_id, self.page - 1, fmt)))
+        if self.page < self.pages:
+            links.append(("next-archive", archive_url(service, feed_id, self.page + 1, fmt)))
+        return tuple(links)
+
+
+def archive_url(service: ServiceConfig, feed_id: str, page: int, fmt: str) -> str:
+    """The public URL of an archive page: ``{base_url}/feeds/{id}/archive/{page}.{ext}``."""
+    return (f"{service.base_url.rstrip('/')}/feeds/{quote(feed_id, safe='')}/archive/"
+            f"{page}.{EXTENSIONS[fmt]}")
 
 
 def feed_url(service: ServiceConfig, feed_id: str, fmt: str) -> str:
@@ -428,16 +461,26 @@ def feed_url(service: ServiceConfig, feed_id: str, fmt: str) -> str:
     return f"{service.base_url.rstrip('/')}/feeds/{quote(feed_id, safe='')}.{EXTENSIONS[fmt]}"
 
 
-def _head(feed: FeedConfig, fmt: str, service: ServiceConfig, updated: datetime) -> _Head:
+def _head(feed: FeedConfig, fmt: str, service: ServiceConfig, updated: datetime,
+          history: History | None) -> _Head:
     title = _clean_line(feed.title) or feed.id
+    current = feed_url(service, feed.id, fmt)
+    paged = history is not None and fmt in ARCHIVE_FORMATS
+    archive = paged and history is not None and history.page is not None
     return _Head(
         title=title,
         description=_clean_line(feed.description) or title,
         home_url=f"{service.base_url.rstrip('/')}/",
-        self_url=feed_url(service, feed.id, fmt),
-        hub_url=_http_url(service.websub_hub),
+        feed_url=current,
+        self_url=archive_url(service, feed.id, history.page, fmt)
+        if archive and history is not None and history.page is not None else current,
+        # WebSub pings name the current feed; archive pages are not subscribed to.
+        hub_url=None if archive else _http_url(service.websub_hub),
         language=_language_tag(feed.language),
         updated=_utc(updated),
+        history_links=history.links(service, feed.id, fmt)
+        if paged and history is not None else (),
+        archive=archive,
     )
 
 
@@ -469,20 +512,41 @@ class _FeedExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no typ
     """Feed-level additions: namespace prefixes, RSS generator version, WebSub hub link in RSS."""
 
     hub_url: str | None = None
+    history_links: tuple[tuple[str, str], ...] = ()
+    archive = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {SOURCES_PREFIX: SOURCES_NS, "dc": DC_NS}
+        namespaces = {SOURCES_PREFIX: SOURCES_NS, "dc": DC_NS}
+        if self.archive:
+            namespaces["fh"] = HISTORY_NS
+        return namespaces
+
+    def extend_atom(self, atom: Any) -> Any:
+        if self.archive:
+            _archive_marker(atom)
+        return atom
 
     def extend_rss(self, rss: Any) -> Any:
         # RSS <generator> has no version attribute (Atom's has one), so the text carries it.
         rss.find("channel/generator").text = GENERATOR
-        # feedgen writes only rel="self" as atom:link in RSS; WebSub §4 also wants rel="hub".
-        if self.hub_url:
-            channel = rss.find("channel")
-            self_link = channel.find("{http://www.w3.org/2005/Atom}link")
-            hub = etree.Element("{http://www.w3.org/2005/Atom}link", href=self.hub_url, rel="hub")
-            self_link.addnext(hub)
+        # feedgen writes only rel="self" as atom:link in RSS; WebSub §4 also wants rel="hub",
+        # RFC 5005 its archive links.
+        channel = rss.find("channel")
+        last = channel.find("{http://www.w3.org/2005/Atom}link")
+        extra = ([("hub", self.hub_url)] if self.hub_url else []) + [
+            (rel, href) for rel, href in self.history_links]
+        for rel, href in extra:
+            link = etree.Element("{http://www.w3.org/2005/Atom}link", href=href, rel=rel)
+            last.addnext(link)
+            last = link
+        if self.archive:
+            _archive_marker(channel)
         return rss
+
+
+def _archive_marker(parent: Any) -> None:
+    """<fh:archive/>: this document is an archive page and will not change (RFC 5005 §4)."""
+    parent.insert(0, etree.Element(f"{{{HISTORY_NS}}}archive"))
 
 
 class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]  # feedgen has no type hints
@@ -561,7 +625,9 @@ def _feed_generator(head: _Head, items: Sequence[_Item]) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("syndicate", _FeedExtension, _EntryExtension)
     fg.syndicate.hub_url = head.hub_url
-    fg.id(head.self_url)
+    fg.syndicate.history_links = head.history_links
+    fg.syndicate.archive = head.archive
+    fg.id(head.feed_url)
     fg.title(head.title)
     fg.description(head.description)
     fg.updated(head.updated)
@@ -573,6 +639,8 @@ def _feed_generator(head: _Head, items: Sequence[_Item]) -> FeedGenerator:
     fg.link(href=head.self_url, rel="self")
     if head.hub_url:
         fg.link(href=head.hub_url, rel="hub")
+    for rel, href in head.history_links:  # Atom only: RSS gets them from _FeedExtension
+        fg.link(href=href, rel=rel)
     fg.link(href=head.home_url, rel="alternate")  # last: feedgen uses the last link for RSS
     for item in items:
         _add_entry(fg, item)
@@ -689,13 +757,15 @@ def render(
     *,
     service: ServiceConfig,
     updated: datetime,
+    history: History | None = None,
 ) -> bytes:
     """The feed as UTF-8 bytes in ``fmt`` ("rss", "atom" or "json"), stories in the given order.
 
-    ``updated`` is the feed's last change (RSS lastBuildDate, Atom updated). Raises ValueError
-    for an unknown format.
+    ``updated`` is the feed's last change (RSS lastBuildDate, Atom updated); ``history``, its
+    RFC 5005 archive links (Atom and RSS), or an archive page's. Raises ValueError for an
+    unknown format.
     """
     if fmt not in _RENDERERS:
         raise ValueError(f"unknown feed format {fmt!r}; expected one of {sorted(_RENDERERS)}")
-    head = _head(feed, fmt, service, updated)
+    head = _head(feed, fmt, service, updated, history)
     return _RENDERERS[fmt](head, _prepare_all(stories, feed.language))

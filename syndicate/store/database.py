@@ -133,6 +133,10 @@ class SourceStatus:
 # time of its last tick, and "problem" or "stopped"), for the web processes' /healthz.
 SCHEDULER_HEARTBEAT = "scheduler"
 
+# The meta row counting the transactions that added or changed stories: a web process
+# re-renders a cached archive page (which is rendered on request) only when it has moved.
+STORIES_VERSION = "stories_version"
+
 WRITER_CACHE_KIB = 32 * 1024
 # SQLite copies the WAL back into the database (and syncs it to disk) once the WAL holds this
 # many pages. At the default (1,000 pages, 4 MB) a cold ingest checkpointed after nearly every
@@ -309,7 +313,12 @@ class Store:
         with self._writing() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPDATE_LOCK})
-            yield UpdateTransaction(conn, now)
+            tx = UpdateTransaction(conn, now)
+            yield tx
+            if tx.stories_changed:
+                version = conn.execute(sa.select(meta.c.value).where(
+                    meta.c.key == STORIES_VERSION)).scalar()
+                _set_meta(conn, STORIES_VERSION, str(int(version or 0) + 1))
 
     # --- reading stories -----------------------------------------------------------------------
 
@@ -318,25 +327,28 @@ class Store:
                        outlet_role: str = "any", limit: int = 50) -> list[Story]:
         """The newest stories that any of the given sources carried, newest first; with
         ``outlets``, only those whose source list names one of them in ``outlet_role``."""
-        # EXISTS, not IN (subquery): the newest stories are read in date order and each is
-        # checked through its entries, so a feed's 50 stories cost 50 look-ups, not a pass
-        # over every entry of its sources.
-        carried = sa.exists().where(entries.c.story_id == stories.c.id,
-                                    entries.c.source_id.in_(list(source_ids)))
-        query = (sa.select(stories)
-                 .where(carried)
-                 .where(stories.c.source_count >= min_outlets))
-        if outlets:
-            named = sa.select(story_outlets.c.story_id).where(
-                story_outlets.c.outlet_key.in_([outlet_key(host, host) for host in outlets]))
-            if outlet_role != "any":
-                named = named.where(story_outlets.c.carried == (outlet_role == "carried"))
-            query = query.where(stories.c.id.in_(named))
-        if languages:
-            query = query.where(sa.or_(*(
-                sa.or_(stories.c.language == lang, stories.c.language.like(f"{lang}-%"))
-                for lang in languages)))
-        query = query.order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit)
+        query = (_selected(source_ids, languages, min_outlets, outlets, outlet_role)
+                 .order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [_story(row) for row in conn.execute(query)]
+
+    def count_stories(self, source_ids: Iterable[str], *, languages: Sequence[str] = (),
+                      min_outlets: int = 1, outlets: Sequence[str] = (),
+                      outlet_role: str = "any") -> int:
+        """How many stories ``select_stories`` chooses from (with no limit)."""
+        selected = _selected(source_ids, languages, min_outlets, outlets, outlet_role)
+        query = sa.select(sa.func.count()).select_from(selected.subquery())
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def stories_in_order_seen(self, source_ids: Iterable[str], *, offset: int, limit: int,
+                              languages: Sequence[str] = (), min_outlets: int = 1,
+                              outlets: Sequence[str] = (),
+                              outlet_role: str = "any") -> list[Story]:
+        """The same stories in the order they were first seen (story ids only grow), from
+        the ``offset``-th: the stable order of a feed's archive pages (RFC 5005)."""
+        query = (_selected(source_ids, languages, min_outlets, outlets, outlet_role)
+                 .order_by(stories.c.id).offset(offset).limit(limit))
         with self.engine.connect() as conn:
             return [_story(row) for row in conn.execute(query)]
 
@@ -365,6 +377,10 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
             return None if value is None else str(value)
+
+    def stories_version(self) -> int:
+        """A number that grows whenever a story is added or changed (see STORIES_VERSION)."""
+        return int(self.meta_value(STORIES_VERSION) or 0)
 
     def set_meta_value(self, key: str, value: str) -> None:
         with self._writing() as conn:
@@ -453,6 +469,7 @@ class UpdateTransaction:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
+        self.stories_changed = False  # bumps STORIES_VERSION when the transaction ends
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -564,6 +581,7 @@ class UpdateTransaction:
         """Insert stories (GUID, fields); their ids, in order."""
         if not new:
             return []
+        self.stories_changed = True
         rows = self.conn.execute(
             _INSERT_STORY.returning(stories.c.id, sort_by_parameter_order=True),
             [dict(guid=guid, first_seen=self.now, **_story_values(story))
@@ -606,6 +624,7 @@ class UpdateTransaction:
         return [StoredMember(r.id, _entry(r), r.first_seen, r.reason, r.score) for r in rows]
 
     def write_story(self, story_id: int, update: StoryUpdate) -> None:
+        self.stories_changed = True
         self.conn.execute(_UPDATE_STORY, dict(story_id=story_id, **_story_values(update)))
         self.conn.execute(_DELETE_OUTLETS, {"story_id": story_id})
         self._index_outlets(story_id, update)
@@ -631,6 +650,29 @@ class UpdateTransaction:
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
+
+
+def _selected(source_ids: Iterable[str], languages: Sequence[str], min_outlets: int,
+              outlets: Sequence[str], outlet_role: str) -> sa.Select[Any]:
+    """The stories a feed's rule chooses: carried by one of its sources, in one of its
+    languages, with enough outlets, naming one of its outlets in the given role."""
+    # EXISTS, not IN (subquery): the newest stories are read in date order and each is
+    # checked through its entries, so a feed's 50 stories cost 50 look-ups, not a pass
+    # over every entry of its sources.
+    carried = sa.exists().where(entries.c.story_id == stories.c.id,
+                                entries.c.source_id.in_(list(source_ids)))
+    query = sa.select(stories).where(carried).where(stories.c.source_count >= min_outlets)
+    if outlets:
+        named = sa.select(story_outlets.c.story_id).where(
+            story_outlets.c.outlet_key.in_([outlet_key(host, host) for host in outlets]))
+        if outlet_role != "any":
+            named = named.where(story_outlets.c.carried == (outlet_role == "carried"))
+        query = query.where(stories.c.id.in_(named))
+    if languages:
+        query = query.where(sa.or_(*(
+            sa.or_(stories.c.language == lang, stories.c.language.like(f"{lang}-%"))
+            for lang in languages)))
+    return query
 
 
 def _set_meta(conn: Connection, key: str, value: str) -> None:

@@ -10,8 +10,9 @@ database nor rendering is ever on a request's path.
 ``run`` the scheduler lives in the parent process and writes a heartbeat to the store, which
 ``/healthz`` reads (see ``Liveness``).
 
-Routes: ``/feeds/<id>.rss|atom|json|html`` (GET, HEAD), ``/`` (index with autodiscovery
-links), ``/feeds.opml``, ``/sources.opml``, ``/status`` (each source's health), ``/healthz``.
+Routes: ``/feeds/<id>.rss|atom|json|html`` (GET, HEAD), ``/feeds/<id>/archive/<n>.atom|rss``
+(RFC 5005 archive pages, see ``publish``), ``/`` (index with autodiscovery links),
+``/feeds.opml``, ``/sources.opml``, ``/status`` (each source's health), ``/healthz``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,10 +36,11 @@ from typing import Any
 from ..config import load_config
 from ..errors import ConfigError
 from ..ingest.pacing import UNHEALTHY_AFTER
+from ..publish import render_archive, rendered_feed
 from ..publish.people import OPML_CONTENT_TYPE, feeds_opml, page_url, sources_opml
 from ..publish.render import CONTENT_TYPES, feed_url
 from ..store import SCHEDULER_HEARTBEAT, Store
-from ..types import Config, RenderedFeed
+from ..types import Config, FeedConfig, RenderedFeed
 from .http import accepts_gzip, etag_matches, gzip_etag, http_date, max_age, not_modified
 
 log = logging.getLogger(__name__)
@@ -65,10 +68,10 @@ class Served:
     not_modified_gzip: Headers
 
     @classmethod
-    def of(cls, feed: RenderedFeed) -> Served:
+    def of(cls, feed: RenderedFeed, caching: bytes | None = None) -> Served:
         etag, gzipped = feed.etag.encode(), gzip_etag(feed.etag).encode()
         common = [(b"last-modified", http_date(feed.last_modified).encode()),
-                  (b"cache-control", cache_control(feed)),
+                  (b"cache-control", caching or cache_control(feed)),
                   (b"vary", b"Accept-Encoding")]
         content_type = feed.content_type.encode()
         return cls(
@@ -130,6 +133,42 @@ class FeedCache:
             return reloaded
 
 
+class ArchiveCache:
+    """Archive pages (RFC 5005) rendered when asked for, in a worker thread, and kept while
+    no story changes (``Store.stories_version``); the least recently read go first."""
+
+    MAX_PAGES = 64
+    # A full page keeps its stories; only a story gaining an outlet changes it.
+    CACHING = b"public, max-age=86400"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.version = 0  # the stories version, re-read by App.refresh
+        self._pages: OrderedDict[tuple[str, int, str], tuple[int, Served]] = OrderedDict()
+
+    async def get(self, config: Config, feed: FeedConfig, page: int, fmt: str
+                  ) -> Served | None:
+        key = (feed.id, page, fmt)
+        cached = self._pages.get(key)
+        if cached is not None and cached[0] == self.version:
+            self._pages.move_to_end(key)
+            return cached[1]
+        version = self.version
+        body = await asyncio.to_thread(render_archive, self.store, config, feed, page, fmt)
+        if body is None:
+            return None
+        if cached is not None and cached[1].feed.body == body:
+            served = cached[1]  # the same bytes: the same ETag and Last-Modified
+        else:
+            rendered = rendered_feed(f"{feed.id}/archive/{page}", fmt, body, datetime.now(UTC))
+            served = Served.of(rendered, self.CACHING)
+        self._pages[key] = (version, served)
+        self._pages.move_to_end(key)
+        while len(self._pages) > self.MAX_PAGES:
+            self._pages.popitem(last=False)
+        return served
+
+
 class Liveness:
     """What is wrong with the scheduler of ``syndicate run``, from the heartbeat it writes to
     the store (``schedule.Scheduler``): None when it ticks as it should."""
@@ -166,6 +205,7 @@ class App:
         self.config = config
         self.store = store
         self.cache = cache or FeedCache(store)
+        self.archives = ArchiveCache(store)
         # In `run`, the scheduler's heartbeat; in `serve` (and tests), nothing is checked.
         self.liveness = liveness
         self._config_mtime = _mtime(config.path)
@@ -207,6 +247,8 @@ class App:
 
     async def _feed(self, scope: Scope, send: Send, name: str, head: bool) -> None:
         served = self.cache.get(name)
+        if served is None and "/archive/" in name:
+            served = await self._archive_page(name)
         if served is None:
             await _respond(send, 404, b"no such feed\n", b"text/plain; charset=utf-8", head=head)
             return
@@ -228,6 +270,17 @@ class App:
                     "headers": served.ok_gzip if gzipped else served.ok})
         body = served.feed.gzip_body if gzipped else served.feed.body
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _archive_page(self, name: str) -> Served | None:
+        """``<feed id>/archive/<page>.<format>``, when the feed has that full page."""
+        feed_id, _, page_name = name.partition("/archive/")
+        number, _, fmt = page_name.partition(".")
+        if not number.isdigit() or len(number) > 9:
+            return None
+        feed = next((f for f in self.config.feeds if f.id == feed_id), None)
+        if feed is None:
+            return None
+        return await self.archives.get(self.config, feed, int(number), fmt)
 
     def _accepts_gzip(self, header: bytes | None) -> bool:
         if header is None:
@@ -259,6 +312,7 @@ class App:
         heartbeat, and the config file (for the index, OPML and status pages) when it
         changed. A broken edit keeps the running config; the scheduler logs the problems."""
         self.cache.refresh()
+        self.archives.version = self.store.stories_version()
         if self.liveness is not None:
             self.liveness.check(datetime.now(UTC))
         mtime = _mtime(self.config.path)
