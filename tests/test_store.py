@@ -262,3 +262,52 @@ def test_copies_in_one_batch_respect_the_window(store: Store) -> None:
     with store.transaction(T0) as tx:
         apply_entries(tx, [old, new], DedupeConfig(), {})
     assert store.story_count() == 2  # two years apart: not one story, even in one batch
+
+
+def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store: Store) -> None:
+    """Migration 2: the band index rebuilt in its clustered shape from the stored signatures
+    (so old entries stay findable as near-duplicates), and rendered.previous_modified added."""
+    from syndicate.ingest import similarity
+    from syndicate.ingest.placing import apply_entries
+    from syndicate.types import DedupeConfig
+
+    text = ("The river authority opened the rebuilt lock at Kesselbrück on Tuesday after "
+            "14 months of work, letting barges of up to 110 metres pass again.")
+    stored = make_entry("a", "a1", text=text, lead_signature=similarity.signature(text),
+                        body_signature=similarity.signature("Full text: " + text),
+                        numbers=similarity.numbers(text))
+    store.sync_sources([source("a"), source("b")], T0)
+    with store.transaction(T0) as tx:
+        apply_entries(tx, [stored], DedupeConfig(), {})
+    expected_keys = sorted(dedupe.band_keys(stored))
+    # Back to the shape the first version 1 had.
+    with store.write_engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE entry_bands"))
+        conn.execute(sa.text(
+            "CREATE TABLE entry_bands (bucket INTEGER NOT NULL, band_key BIGINT NOT NULL, "
+            "published TIMESTAMP NOT NULL, language VARCHAR(8) NOT NULL, "
+            "entry_id INTEGER NOT NULL)"))
+        conn.execute(sa.text("CREATE INDEX ix_entry_bands_key ON entry_bands (bucket, band_key)"))
+        conn.execute(sa.text("ALTER TABLE rendered DROP COLUMN previous_modified"))
+        conn.execute(store_schema.meta.update().values(value="1"))
+    store.close()
+
+    migrated = Store(store.url)
+    try:
+        with migrated.engine.connect() as conn:
+            assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
+            keys = sorted(conn.execute(sa.text("SELECT band_key FROM entry_bands")).scalars())
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("rendered")}
+        assert keys == expected_keys
+        assert "previous_modified" in columns
+        copy = make_entry("b", "b1", link="https://partner.example/x", text="Update: " + text,
+                          lead_signature=similarity.signature("Update: " + text),
+                          body_signature=similarity.signature("Update: " + text),
+                          numbers=similarity.numbers(text))
+        with migrated.transaction(T0) as tx:
+            apply_entries(tx, [copy], DedupeConfig(), {})
+        (story,) = migrated.stories_with_members(migrated.select_stories(["a", "b"]))
+        assert [m.reason for m in story.members] == ["new", "similar"]  # found through the index
+        assert migrated.save_rendered(rendered_feed("all", "rss", b"<rss/>", T0))
+    finally:
+        migrated.close()

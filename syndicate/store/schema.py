@@ -189,8 +189,46 @@ def _create_initial_tables(conn: Connection) -> None:
                                       entry_bands, rendered])
 
 
+def _clustered_bands_and_feed_history(conn: Connection) -> None:
+    """Version 2. A database made by the first version 1 had entry_bands with the entry's date
+    and language on every row and a rowid, and rendered without previous_modified. Rebuilds
+    the band index in its new shape from the signatures stored with each entry, and adds the
+    column. (On a database created at version 1 since, both are there: nothing to do.)"""
+    inspector = sa.inspect(conn)
+    if "previous_modified" not in {c["name"] for c in inspector.get_columns("rendered")}:
+        column_type = rendered.c.previous_modified.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE rendered ADD COLUMN previous_modified {column_type}"))
+    if "published" not in {c["name"] for c in inspector.get_columns("entry_bands")}:
+        return
+    # The band keys are a pure function of the stored signatures (ingest.similarity); the
+    # store borrows it for this one rebuild rather than leave old entries unfindable.
+    from ..ingest.similarity import band_keys
+
+    entry_bands.drop(conn)
+    entry_bands.create(conn)
+    last_id = 0
+    while True:  # a page of entries at a time: signatures are 1 KB an entry
+        rows = conn.execute(
+            sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
+                      entries.c.body_signature)
+            .where(entries.c.id > last_id).order_by(entries.c.id).limit(5000)).all()
+        if not rows:
+            return
+        bands = []
+        for row in rows:
+            keys = band_keys(row.lead_signature, kind=0) if row.lead_signature else []
+            if row.body_signature and row.body_signature != row.lead_signature:
+                keys += band_keys(row.body_signature, kind=1)
+            bucket = band_bucket(row.published)
+            bands += [{"bucket": bucket, "band_key": key, "entry_id": row.id} for key in keys]
+        if bands:
+            conn.execute(entry_bands.insert(), bands)
+        last_id = rows[-1].id
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_initial_tables,
+    _clustered_bands_and_feed_history,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
