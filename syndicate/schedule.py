@@ -26,10 +26,10 @@ from .config import load_config
 from .errors import ConfigError
 from .ingest.fetch import FetchSettings, new_session
 from .ingest.hosts import HostGate, interleave_by_host
-from .ingest.pipeline import UpdateOutcome, normalize_feed, prepare_update
+from .ingest.pipeline import UpdateOutcome, normalize_inline, prepare_update
 from .ingest.workers import NormalizerPool, default_processes
 from .ingest.writer import Writer
-from .publish import publish_feeds
+from .publish import PUBLISHED, publish_feeds, publish_fingerprint
 from .publish.websub import notify_hub
 from .store import SCHEDULER_HEARTBEAT, Store, source_host
 from .types import Config, FetchState
@@ -92,7 +92,7 @@ class Ingestor:
                 source, store=self.store, settings=fetch_settings(config),
                 session=self._session(), all_sources=config.sources, now=datetime.now(UTC),
                 dedupe_config=config.dedupe, state=state,
-                normalizer=self.pool or normalize_feed)
+                normalizer=self.pool or normalize_inline)
         if pending.host_wait_until is not None:
             self.gate.wait(host, pending.host_wait_until)
         return self.writer.submit(pending)
@@ -122,11 +122,17 @@ class Ingestor:
         """Render every configured feed and forget feeds no longer configured. Every feed,
         because a story that changed may be in any of them (another source joining a story
         changes its source list in every feed that shows it); a rendering whose bytes did not
-        change is not stored again and keeps its ETag."""
+        change is not stored again and keeps its ETag. Nothing is rendered when nothing they
+        depend on changed since the last publish (``publish_fingerprint``)."""
         config = self.config
         with self._publishing:
             self.store.drop_rendered_except(f.id for f in config.feeds)
+            # Read before rendering: a story written meanwhile moves it, and is rendered then.
+            fingerprint = publish_fingerprint(config, self.store.stories_version())
+            if self.store.meta_value(PUBLISHED) == fingerprint:
+                return []  # nothing the renderings show has changed
             changed = publish_feeds(self.store, config, config.feeds, datetime.now(UTC))
+            self.store.set_meta_value(PUBLISHED, fingerprint)
         notify_hub(config.service, changed)  # right after the change, as WebSub asks
         return changed
 

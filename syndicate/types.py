@@ -214,6 +214,19 @@ def outlet_key(host: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class NormalizedFeed:
+    """A changed feed, parsed, with its new or edited entries normalized (``ingest.reading``)."""
+
+    link: str | None
+    site_title: str | None  # the feed's title as plain text, for naming it as an outlet
+    ttl_minutes: int | None
+    warning: str | None
+    entry_count: int  # entries in the feed, unchanged ones included
+    entries: tuple[Entry, ...]  # only the new or edited ones
+    raw_digests: dict[str, str]  # GUID → input digest of each of ``entries``
+
+
+@dataclass(frozen=True)
 class SourceRef:
     """A normalized outlet: lower-case IDNA host (may be empty), a display name, the URL
     when known."""

@@ -15,9 +15,9 @@ from syndicate.errors import ParseError
 from syndicate.ingest.pipeline import (
     PendingWrite,
     UpdateOutcome,
-    normalize_feed,
     write_updates,
 )
+from syndicate.ingest.reading import normalize_feed
 from syndicate.ingest.workers import NormalizerPool
 from syndicate.ingest.writer import Writer
 from syndicate.publish import select_stories

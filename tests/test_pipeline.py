@@ -365,7 +365,7 @@ def test_items_sharing_a_home_page_link_stay_apart(tmp_path: Path, loopback: Loo
 def test_entries_the_feed_repeats_unchanged_are_not_normalized_again(
         tmp_path: Path, loopback: LoopbackServer, store: Store,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from syndicate.ingest import pipeline
+    from syndicate.ingest import reading
 
     body = rss(("a", "A", "https://site.example/a"), ("b", "B", "https://site.example/b"))
     loopback.add_feed("/f.xml", body)
@@ -373,15 +373,48 @@ def test_entries_the_feed_repeats_unchanged_are_not_normalized_again(
     run(config, store)
 
     normalized: list[str | None] = []
-    original = pipeline.normalize_entry
+    original = reading.normalize_entry
 
     def counting(parsed, *args, **kwargs):  # type: ignore[no-untyped-def]
         normalized.append(parsed.guid)
         return original(parsed, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "normalize_entry", counting)
+    monkeypatch.setattr(reading, "normalize_entry", counting)
     loopback.set_body("/f.xml", body.replace(b"<title>B</title>", b"<title>B, edited</title>"))
     run(config, store)
     assert normalized == ["b"]  # a is repeated as it was: skipped
     titles = sorted(s.title for s in select_stories(store, config, config.feeds[0]))
     assert titles == ["A", "B, edited"]
+
+
+def test_publishing_is_skipped_when_nothing_it_shows_changed(
+        tmp_path: Path, loopback: LoopbackServer, store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from syndicate import schedule
+
+    loopback.add_feed("/f.xml", rss(("a", "A", "https://site.example/a")))
+    config = make_config(tmp_path, loopback, ["/f.xml"])
+    run(config, store)  # renders
+    renders: list[str] = []
+    original = schedule.publish_feeds
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        renders.append("render")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(schedule, "publish_feeds", counting)
+    run(config, store)  # every source answers 304: nothing to render
+    assert renders == []
+
+    loopback.set_body("/f.xml", rss(("a", "A", "https://site.example/a"),
+                                    ("b", "B", "https://site.example/b")))
+    run(config, store)  # a new story
+    assert renders == ["render"]
+    assert len(select_stories(store, config, config.feeds[0])) == 2
+
+    renamed = parse_config(config.path.read_text().replace("  - id: all\n",
+                                                           "  - id: all\n    title: Renamed\n"),
+                           config.path)
+    Ingestor(renamed, store).publish()  # the feed's definition changed
+    assert renders == ["render", "render"]
+    assert b"Renamed" in store.rendered_feed("all", "rss").body  # type: ignore[union-attr]

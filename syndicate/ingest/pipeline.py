@@ -5,9 +5,9 @@
 ``prepare_update`` does everything that needs no write lock:
 
 1. ``fetch.fetch``: conditional GET (or a local file read). ``NotModified`` ends the update.
-2. ``normalize_feed`` (``parse.parse_feed``, then ``normalize.normalize_entry`` for every new
-   or edited entry); a pure function of picklable values, so it can run in a worker process
-   (``ingest.workers``) while this thread fetches the next source.
+2. ``reading.normalize_feed`` (``parse.parse_feed``, then ``normalize.normalize_entry`` for
+   every new or edited entry); a pure function of picklable values, so it can run in a worker
+   process (``ingest.workers``) while this thread fetches the next source.
 
 and returns a ``PendingWrite``: what the update has left to write. ``write_updates`` writes
 several of them in one store transaction (``ingest.writer`` groups those that queue up), each
@@ -35,17 +35,15 @@ from ..errors import GoneError, SourceError
 from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
-    Entry,
     FetchResult,
     FetchState,
+    NormalizedFeed,
     NotModified,
     SourceConfig,
     SourceInfo,
 )
 from . import pacing
 from .fetch import FetchSettings, body_hash, fetch
-from .normalize import input_digest, normalize_entry, plain_title
-from .parse import parse_feed
 from .placing import apply_entries
 
 log = logging.getLogger(__name__)
@@ -63,40 +61,19 @@ class UpdateOutcome:
     host_wait_until: datetime | None = None  # the host asked every client to wait (429/503)
 
 
-@dataclass(frozen=True)
-class NormalizedFeed:
-    """A changed feed, parsed, with its new or edited entries normalized."""
-
-    title: str | None
-    link: str | None
-    ttl_minutes: int | None
-    warning: str | None
-    entry_count: int  # entries in the feed, unchanged ones included
-    entries: tuple[Entry, ...]  # only the new or edited ones
-    raw_digests: dict[str, str]  # GUID → input digest of each of ``entries``
-
-
-# How ``prepare_update`` runs ``normalize_feed``: in this thread, or in a worker process.
+# How ``prepare_update`` runs ``reading.normalize_feed``: in this thread, or in a worker process.
 Normalizer = Callable[[bytes, str, str | None, SourceConfig, dict[str, str], datetime],
                       NormalizedFeed]
 
 
-def normalize_feed(content: bytes, url: str, content_type: str | None, source: SourceConfig,
-                   known: dict[str, str], now: datetime) -> NormalizedFeed:
-    """Parse a fetched body and normalize its entries. ``known``: GUID → input digest of the
-    entries already stored; a feed usually repeats most of its entries unchanged, and only new
-    or edited ones are normalized again (an unchanged one would come out identical)."""
-    feed = parse_feed(content, url, content_type)
-    entries, raw_digests = [], {}
-    for parsed in feed.entries:
-        digest = input_digest(parsed, feed, source, url)
-        if parsed.guid and known.get(parsed.guid.strip()) == digest:
-            continue
-        entry = normalize_entry(parsed, feed, source, url, now)
-        entries.append(entry)
-        raw_digests[entry.guid] = digest
-    return NormalizedFeed(feed.title, feed.link, feed.ttl_minutes, feed.warning,
-                          len(feed.entries), tuple(entries), raw_digests)
+def normalize_inline(content: bytes, url: str, content_type: str | None, source: SourceConfig,
+                     known: dict[str, str], now: datetime) -> NormalizedFeed:
+    """``reading.normalize_feed`` in this thread. Imported on first use: parsing and
+    normalizing pull in lxml, nh3, numpy and feedparser, which a process whose feeds all
+    answer 304, or whose parsing runs in worker processes, never needs."""
+    from .reading import normalize_feed
+
+    return normalize_feed(content, url, content_type, source, known, now)
 
 
 @dataclass(frozen=True)
@@ -125,7 +102,7 @@ def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSetting
                    session: requests.Session, all_sources: Iterable[SourceConfig],
                    now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE,
                    state: FetchState | None = None,
-                   normalizer: Normalizer = normalize_feed) -> PendingWrite:
+                   normalizer: Normalizer = normalize_inline) -> PendingWrite:
     """Fetch and normalize one source; what is left to write. ``all_sources``: every
     configured source, to name the outlets of merged stories. ``state``: the source's fetch
     state when the caller has read it already."""
@@ -205,7 +182,7 @@ def _write_entries(source: SourceConfig, result: FetchResult, feed: NormalizedFe
     tx.record_success(
         source.id, etag=result.etag, last_modified=result.last_modified,
         content_hash=body_hash(result.content), status=result.status,
-        redirect=redirect, site_url=feed.link, site_title=plain_title(feed.title) or None,
+        redirect=redirect, site_url=feed.link, site_title=feed.site_title,
         warning=feed.warning,
         next_fetch_at=pacing.next_fetch_after_success(
             now, source.interval, ttl_minutes=feed.ttl_minutes, headers=result.headers,
@@ -219,7 +196,7 @@ def _write_entries(source: SourceConfig, result: FetchResult, feed: NormalizedFe
 
 def _own_info(source: SourceConfig, feed: NormalizedFeed, result: FetchResult) -> SourceInfo:
     site_url = feed.link or (None if source.is_local else result.url)
-    title = source.title or plain_title(feed.title) or None  # a feed's title is not trusted
+    title = source.title or feed.site_title  # a feed's title is not trusted
     return SourceInfo(source.id, title, site_url, source.priority)
 
 

@@ -17,12 +17,14 @@ then verified on the estimated Jaccard similarity of the full signatures.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 NUM_PERM = 128
 BANDS = 32
@@ -32,10 +34,19 @@ MIN_WORDS = 12  # fewer words than this make no fingerprint: too little to tell 
 MAX_WORDS = 5000  # longer texts are fingerprinted by their start: bounded memory and time
 
 _WORD = re.compile(r"\w+")
-_rng = np.random.default_rng(0x5EED)  # fixed: signatures are stored and compared across runs
-_A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)  # odd multipliers
-_B = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
-_SHIFT = np.uint64(32)
+
+
+@functools.cache
+def _numpy() -> Any:
+    """numpy and the hash family, on first use: only signing needs them, and a process that
+    only looks band keys up (the writer, a web process) need not load numpy at all."""
+    import numpy as np
+
+    rng = np.random.default_rng(0x5EED)  # fixed: signatures are stored and compared across runs
+    a = rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)  # odd multipliers
+    b = rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
+    mix = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+    return np, a, b, np.uint64(32), mix
 
 
 def words(text: str) -> list[str]:
@@ -54,22 +65,22 @@ def signature(text: str) -> bytes | None:
     tokens = words(text)[:MAX_WORDS]
     if len(tokens) < MIN_WORDS:
         return None
+    np, a, b, shift, _ = _numpy()
     hashes = _shingle_hashes(tokens)
     # (a·x + b) mod 2^64, top 32 bits: a universal family over 32-bit keys (Dietzfelbinger).
-    permuted = (np.outer(hashes, _A) + _B) >> _SHIFT
-    minimums: npt.NDArray[np.uint64] = permuted.min(axis=0)
-    return minimums.astype("<u4").tobytes()
+    permuted = (np.outer(hashes, a) + b) >> shift
+    minimums = permuted.min(axis=0)
+    return bytes(minimums.astype("<u4").tobytes())
 
 
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
-
-
-def _shingle_hashes(tokens: list[str]) -> npt.NDArray[np.uint64]:
+def _shingle_hashes(tokens: list[str]) -> npt.NDArray[Any]:
     """32-bit hashes of the distinct word 3-shingles: each word is hashed once (CRC-32), and
     three neighbours are mixed arithmetically, instead of joining and hashing every shingle."""
+    np, _, _, shift, mix = _numpy()
     h = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
-    mixed = h[:-2] * _MIX[0] + h[1:-1] * _MIX[1] + h[2:]  # wraps mod 2^64, on purpose
-    return np.unique((mixed >> _SHIFT) ^ (mixed & np.uint64(0xFFFFFFFF)))
+    mixed = h[:-2] * mix[0] + h[1:-1] * mix[1] + h[2:]  # wraps mod 2^64, on purpose
+    unique: npt.NDArray[Any] = np.unique((mixed >> shift) ^ (mixed & np.uint64(0xFFFFFFFF)))
+    return unique
 
 
 def band_keys(sig: bytes, kind: int = 0) -> list[int]:

@@ -1,7 +1,7 @@
 """Parsing and normalizing in worker processes.
 
 Both are CPU-bound Python (lxml and nh3 release the GIL only in parts), so fetch threads
-doing them in turn share one core. ``NormalizerPool`` runs ``pipeline.normalize_feed`` in
+doing them in turn share one core. ``NormalizerPool`` runs ``reading.normalize_feed`` in
 ``processes`` worker processes instead, while the fetch threads wait on the network and the
 writer thread on the store: on a two-core machine that is the difference between one busy
 core and two.
@@ -24,8 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from ..errors import ParseError
-from ..types import SourceConfig
-from .pipeline import NormalizedFeed, normalize_feed
+from ..types import NormalizedFeed, SourceConfig
 
 
 def default_processes() -> int:
@@ -47,7 +46,7 @@ class NormalizerPool:
         for attempt in (1, 2):
             executor = self._current()
             try:
-                return executor.submit(normalize_feed, content, url, content_type, source,
+                return executor.submit(_normalize, content, url, content_type, source,
                                        known, now).result()
             except BrokenProcessPool:
                 self._replace(executor)
@@ -74,6 +73,15 @@ class NormalizerPool:
             if self._executor is broken:  # another thread may have replaced it already
                 self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _normalize(content: bytes, url: str, content_type: str | None, source: SourceConfig,
+               known: dict[str, str], now: datetime) -> NormalizedFeed:
+    """What a worker runs; imported there by reference, with only this module's imports
+    (the worker needs the parsing libraries, not the store's or the fetcher's)."""
+    from .reading import normalize_feed
+
+    return normalize_feed(content, url, content_type, source, known, now)
 
 
 def _ignore_stop_signals() -> None:

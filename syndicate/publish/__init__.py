@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import __version__
 from ..store import Store
 from ..types import Config, FeedConfig, RenderedFeed, Story
 from .people import PAGE_CONTENT_TYPE, river_page
@@ -89,6 +90,19 @@ def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
             changed.append(feed.id)
             log.info("feed %s: rendered %d stories", feed.id, len(stories))
     return changed
+
+
+PUBLISHED = "published"  # meta row: the fingerprint of what the stored renderings show
+
+
+def publish_fingerprint(config: Config, stories_version: int) -> str:
+    """Everything the renderings depend on: the stories (their version, see the store), the
+    feeds' definitions, the sources' tags and titles that pick and name them, the public URL
+    and hub, and this syndicate's version. Equal fingerprints give equal bytes, so publishing
+    can be skipped: a re-poll where nothing changed renders nothing."""
+    facts = (__version__, stories_version, config.service.base_url, config.service.websub_hub,
+             config.feeds, [(s.id, s.tags, s.title, s.url) for s in config.sources])
+    return hashlib.sha256(repr(facts).encode()).hexdigest()
 
 
 def rendered_feed(feed_id: str, fmt: str, body: bytes, now: datetime) -> RenderedFeed:
