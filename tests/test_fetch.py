@@ -638,3 +638,18 @@ def test_local_file_problems_name_the_path(tmp_path, session, name, message):
 )
 def test_unusable_urls(session, url, message):
     assert str(failure(url, session)) == message
+
+
+def test_netrc_passwords_are_never_sent_to_feed_hosts(
+        loopback: LoopbackServer, session: requests.Session, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login operator password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))  # where requests would look
+    loopback.add_feed("/feed.xml", FEED)
+    fetch(loopback.url("/feed.xml"), None, SETTINGS, session)
+    assert "authorization" not in loopback.requests[-1].headers
+    # and without our session's guard, requests would have sent them:
+    plain = requests.get(loopback.url("/feed.xml"), timeout=5)
+    assert plain.request.headers.get("Authorization", "").startswith("Basic ")

@@ -87,7 +87,18 @@ def new_session(settings: FetchSettings) -> requests.Session:
     session = requests.Session()
     session.headers.update(_base_headers(settings))
     session.max_redirects = settings.max_redirects
+    session.auth = _NoCredentials()
     return session
+
+
+class _NoCredentials(requests.auth.AuthBase):
+    """Send no credentials. Without an auth of its own a session looks in ~/.netrc before
+    every request: a file read per fetch (15% of a 304's cost), and an operator's netrc
+    passwords have no business going to the feeds' hosts. Proxies from the environment are
+    still honoured."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
 
 
 def body_hash(content: bytes) -> str:
