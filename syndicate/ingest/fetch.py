@@ -33,6 +33,7 @@ import hashlib
 import heapq
 import http.client
 import mimetypes
+import os
 import socket
 import ssl
 import threading
@@ -88,6 +89,13 @@ def new_session(settings: FetchSettings) -> requests.Session:
     session.headers.update(_base_headers(settings))
     session.max_redirects = settings.max_redirects
     session.auth = _NoCredentials()
+    # requests reads proxies and the CA bundle from the environment before every request,
+    # scanning all of os.environ twice: a third of a 304 exchange's cost. The bundle is read
+    # here once instead; proxies are left to requests only when some are configured.
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = any(name.lower().endswith("_proxy") for name in os.environ)
     return session
 
 

@@ -168,7 +168,7 @@ def _write_not_modified(source: SourceConfig, result: NotModified, redirect: Red
         status=200 if result.body_unchanged else 304, redirect=redirect,
         next_fetch_at=pacing.next_fetch_after_success(
             now, source.interval, headers=result.headers, floor=_floor(source)))
-    log.info("source %s: not modified", source.id)
+    log.debug("source %s: not modified", source.id)  # the usual case: counted in summaries
     return UpdateOutcome(source.id, "not_modified")
 
 
