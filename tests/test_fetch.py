@@ -567,11 +567,14 @@ def test_untrusted_certificate_is_reported(https_loopback, session):
     )
 
 
-def test_https_with_a_trusted_certificate(https_loopback, session, self_signed, monkeypatch):
-    # How an operator trusts a private CA; requests lets this variable outrank session.verify.
+def test_https_with_a_trusted_certificate(https_loopback, self_signed, monkeypatch):
+    # How an operator trusts a private CA: the variable is set when syndicate starts, and
+    # read once, when a fetch thread makes its session.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(self_signed[0]))
 
-    assert fetched(https_loopback.url("/feed.xml"), session).content == FEED
+    with new_session(SETTINGS) as session:
+        assert session.trust_env is False  # no proxy variable: no lookup per request
+        assert fetched(https_loopback.url("/feed.xml"), session).content == FEED
 
 
 # --- local files ------------------------------------------------------------------------------
@@ -653,3 +656,17 @@ def test_netrc_passwords_are_never_sent_to_feed_hosts(
     # and without our session's guard, requests would have sent them:
     plain = requests.get(loopback.url("/feed.xml"), timeout=5)
     assert plain.request.headers.get("Authorization", "").startswith("Basic ")
+
+
+def test_a_proxy_in_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch,
+                                                  loopback: LoopbackServer) -> None:
+    """requests' per-request look-up of the environment stays on when a proxy is set: here a
+    proxy that does not exist, so the fetch fails through it rather than going direct."""
+    loopback.add_feed("/feed.xml", FEED)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # discard: nothing listens
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with new_session(SETTINGS) as session:
+        assert session.trust_env is True
+        with pytest.raises(FetchError):
+            fetch(loopback.url("/feed.xml"), None, SETTINGS, session)
