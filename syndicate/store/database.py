@@ -449,6 +449,12 @@ _SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.published,
 _BAND_NEIGHBOURS_SQL = ("SELECT band_key, entry_id FROM entry_bands "
                         "WHERE bucket = {bucket} AND band_key {keys}")
 _INSERT_BANDS_SQL = "INSERT INTO entry_bands (bucket, band_key, entry_id) VALUES ({m}, {m}, {m})"
+_NOT_MODIFIED = sources.update().where(sources.c.id == sa.bindparam("source_id")).values(
+    etag=sa.bindparam("new_etag"), last_modified=sa.bindparam("new_last_modified"),
+    last_status=sa.bindparam("new_status"), next_fetch_at=sa.bindparam("new_next_fetch_at"),
+    last_fetched_at=sa.bindparam("new_now"), last_success_at=sa.bindparam("new_now"),
+    error_count=0, last_error=None, redirect_target=sa.bindparam("new_redirect_target"),
+    redirect_count=sa.bindparam("new_redirect_count"))
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
     entries.c.source_id == sa.bindparam("source_id"))
 _INSERT_STORY = stories.insert()
@@ -481,10 +487,16 @@ class UpdateTransaction:
     def record_not_modified(self, source_id: str, *, etag: str | None,
                             last_modified: str | None, status: int, next_fetch_at: datetime,
                             redirect: RedirectUpdate | None = None) -> None:
-        self.conn.execute(sources.update().where(sources.c.id == source_id).values(
-            etag=etag, last_modified=last_modified, last_status=status,
-            next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
-            error_count=0, last_error=None, **_redirect_values(redirect)))
+        if redirect is None or redirect.permanent_url:  # rare: a statement of its own
+            self.conn.execute(sources.update().where(sources.c.id == source_id).values(
+                etag=etag, last_modified=last_modified, last_status=status,
+                next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
+                error_count=0, last_error=None, **_redirect_values(redirect)))
+            return
+        self.conn.execute(_NOT_MODIFIED, {  # the usual 304: one statement, compiled once
+            "source_id": source_id, "new_etag": etag, "new_last_modified": last_modified,
+            "new_status": status, "new_next_fetch_at": next_fetch_at, "new_now": self.now,
+            "new_redirect_target": redirect.target, "new_redirect_count": redirect.count})
 
     def record_failure(self, source_id: str, *, message: str, status: int | None,
                        next_fetch_at: datetime) -> None:
