@@ -100,6 +100,19 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_INTERVAL = timedelta(minutes=15)
 DEFAULT_FETCH_WORKERS = 8
 DEFAULT_FETCH_PER_HOST = 2
+# libyaml's loader when PyYAML has it (five times faster on a config of 1,000 sources), else
+# the pure-Python one; both keep every node's line.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _compose(text: str) -> Node | None:
+    """The YAML node tree. A document libyaml rejects is read again by PyYAML's own loader,
+    whose syntax messages are the ones the operator sees (and the tests pin)."""
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+
 MAX_FETCH_WORKERS = 256
 MAX_PARSE_WORKERS = 64
 MAX_WEB_WORKERS = 64
@@ -505,7 +518,8 @@ def _kind(node: Node) -> str:
 
 def _quote_hint(node: Node) -> str:
     """YAML 1.1 reads plain ``no``, ``on``, ``1.0``, ``2024-01-01`` as non-strings: say so."""
-    if isinstance(node, ScalarNode) and node.style is None and node.tag in _IMPLICIT:
+    # A plain scalar has no style: None from PyYAML's loader, "" from libyaml's.
+    if isinstance(node, ScalarNode) and not node.style and node.tag in _IMPLICIT:
         return f' (write "{node.value}" in quotes to mean the text)'
     return ""
 
@@ -740,7 +754,7 @@ class _Reader:
 
     def read_document(self, text: str, path: Path) -> Config | None:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = _compose(text)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark else None
