@@ -156,6 +156,7 @@ class Scheduler:
         self._running: dict[str, Future[UpdateOutcome]] = {}
         self._finished: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = False
         self._config_mtime = _mtime(config.path)
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._last_tick: datetime | None = None
@@ -181,9 +182,14 @@ class Scheduler:
                  len(self.config.feeds))
 
     def shutdown(self) -> None:
-        """Stop dispatching, let running updates finish their transactions, then stop."""
+        """Stop dispatching, let running updates finish their transactions, then stop.
+        Sources queued but not started are dropped first (they stay due, and the next start
+        fetches them), so a stop during a large ingest does not wait for all of it."""
+        with self._lock:
+            self._stopping = True
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._scheduler.shutdown(wait=True)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True)
         self.ingestor.close()
         self._write_heartbeat({"at": datetime.now(UTC).isoformat(), "stopped": True})
         log.info("scheduler stopped")
@@ -225,6 +231,8 @@ class Scheduler:
             for source_id in due:
                 # Registered under the lock, so that _done (which takes it) cannot run first.
                 with self._lock:
+                    if self._stopping:
+                        return  # shutdown dropped the queue: dispatch no more
                     future = self._pool.submit(self.ingestor.update_one, source_id)
                     self._running[source_id] = future
                 future.add_done_callback(functools.partial(self._done, source_id))

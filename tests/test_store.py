@@ -311,3 +311,36 @@ def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store
         assert migrated.save_rendered(rendered_feed("all", "rss", b"<rss/>", T0))
     finally:
         migrated.close()
+
+
+def test_writers_take_turns_so_a_busy_writer_cannot_starve_the_others(tmp_path) -> None:
+    """The writer thread writes group after group; the heartbeat and publishing still get the
+    write connection, after at most the writes that asked before them."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    store = Store(f"sqlite:///{tmp_path}/turns.db")
+    stop = threading.Event()
+
+    def busy_writer() -> None:
+        while not stop.is_set():
+            with store.transaction(datetime.now(UTC)):
+                time.sleep(0.3)  # a group being written
+
+    written = threading.Event()
+
+    def heartbeat() -> None:
+        store.set_meta_value("heartbeat", "alive")
+        written.set()
+
+    writer = threading.Thread(target=busy_writer)
+    writer.start()
+    try:
+        time.sleep(0.1)
+        threading.Thread(target=heartbeat, daemon=True).start()
+        assert written.wait(3), "the heartbeat never got a turn to write"
+    finally:
+        stop.set()
+        writer.join()
+        store.close()

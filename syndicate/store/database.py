@@ -8,6 +8,7 @@ or a full disk leaves the store as it was before that source's update.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -196,9 +197,46 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _Turns:
+    """First come, first served. The write connection's pool is not fair: the writer thread
+    gives the connection back and takes it again within microseconds, group after group, and
+    a publish or the scheduler's heartbeat waiting for it could starve through a whole cold
+    ingest. With turns, each waits for at most the writes that asked before it."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next = 0  # the ticket the next writer takes
+        self._serving = 0  # the ticket whose turn it is
+        self._abandoned: set[int] = set()  # tickets of waiters that gave up (interrupted)
+
+    def __enter__(self) -> None:
+        with self._changed:
+            ticket = self._next
+            self._next += 1
+            try:
+                while ticket != self._serving:
+                    self._changed.wait()
+            except BaseException:  # e.g. Ctrl-C while waiting: never hold up those behind
+                self._abandoned.add(ticket)
+                self._pass_on()
+                raise
+
+    def __exit__(self, *_: object) -> None:
+        with self._changed:
+            self._serving += 1
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._changed.notify_all()
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
+        self._turns = _Turns()
         try:
             self.engine = create_engine(url)
             self.write_engine = create_engine(url, writer=True)
@@ -220,8 +258,9 @@ class Store:
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         """A transaction that writes: it takes SQLite's write lock up front (see _sqlite_begin),
-        so a read-then-write never fails when another writer committed in between."""
-        with self.write_engine.connect() as conn:
+        so a read-then-write never fails when another writer committed in between. Writers of
+        this process take turns in the order they asked (``_Turns``)."""
+        with self._turns, self.write_engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
                 yield conn
@@ -483,6 +522,12 @@ class UpdateTransaction:
         group written together)."""
         with self.conn.begin_nested():
             yield
+
+    def is_open(self) -> bool:
+        """Is the database transaction still there? After some errors (a full disk, an I/O
+        error, no memory) SQLite rolls all of it back, savepoints and all."""
+        dbapi = self.conn.connection.dbapi_connection
+        return bool(getattr(dbapi, "in_transaction", True))  # sqlite3's view; psycopg keeps it
 
     def record_not_modified(self, source_id: str, *, etag: str | None,
                             last_modified: str | None, status: int, next_fetch_at: datetime,
