@@ -160,3 +160,35 @@ def test_the_writer_groups_what_queues_up_into_one_transaction(store: Store) -> 
         writer.close()
     assert transactions == 2  # the first alone, then the two that queued behind it
     assert store.fetch_state("u").etag == '"u"'
+
+
+def test_a_full_disk_fails_the_whole_group_and_the_writer_retries_one_by_one(
+        store: Store) -> None:
+    """SQLite rolls back the whole transaction on a full disk, savepoints and all: no source of
+    the group may then be reported as written. The writer writes them again one by one, so
+    only the one that does not fit fails."""
+    from syndicate.store.schema import meta
+
+    with store.write_engine.connect() as conn:  # the disk is full 20 pages from now
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count={pages + 20}")
+
+    def too_big(tx: UpdateTransaction) -> UpdateOutcome:
+        tx.conn.execute(meta.insert().values(key="big", value="x" * 2_000_000))
+        return UpdateOutcome("t", "updated")
+
+    group = [_pending("s", _record_ok("s")), _pending("t", too_big), _pending("u", _record_ok("u"))]
+    with pytest.raises(Exception, match="full"):
+        write_updates(store, group)
+    assert store.fetch_state("s").etag is None  # nothing of the group stands
+
+    writer = Writer(store)
+    try:
+        futures = [writer.submit(pending) for pending in group]
+        assert futures[0].result(10).status == "not_modified"
+        assert futures[2].result(10).status == "not_modified"
+        with pytest.raises(Exception, match="full"):
+            futures[1].result(10)
+    finally:
+        writer.close()
+    assert (store.fetch_state("s").etag, store.fetch_state("u").etag) == ('"s"', '"u"')

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 import requests
 
-from ..errors import GoneError, SourceError
+from ..errors import GoneError, SourceError, StoreError
 from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
@@ -143,9 +143,29 @@ def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateO
                 with tx.savepoint():
                     outcome = update.write(tx)
             except Exception as e:
+                if not tx.is_open():
+                    # The database rolled back the whole transaction (SQLite does on a full
+                    # disk, an I/O error, no memory): nothing of the group stands, so the
+                    # group fails as one and no outcome may claim otherwise.
+                    raise StoreError(f"the database rolled back the writes of "
+                                     f"{len(pending)} sources: {_first_failure(e)}") from e
                 outcome = update.fail(tx, e)
             outcomes.append(outcome)
     return outcomes
+
+
+def _first_failure(error: BaseException) -> BaseException:
+    """What went wrong first, behind the failed rollback to a savepoint it left behind."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if "savepoint" not in str(current).lower():
+            return current
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return error
 
 
 def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
