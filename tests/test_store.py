@@ -344,3 +344,21 @@ def test_writers_take_turns_so_a_busy_writer_cannot_starve_the_others(tmp_path) 
         stop.set()
         writer.join()
         store.close()
+
+
+def test_opening_an_up_to_date_store_takes_no_write_lock(tmp_path) -> None:
+    """A web process opens the store while the ingest process holds the write lock."""
+    import sqlite3
+    import time
+
+    url = f"sqlite:///{tmp_path}/busy.db"
+    Store(url).close()
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    try:
+        started = time.monotonic()
+        Store(url).close()
+        assert time.monotonic() - started < 2  # not busy_timeout's 30 s, nor "locked"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

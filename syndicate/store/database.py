@@ -142,7 +142,8 @@ WRITER_CACHE_KIB = 32 * 1024
 # SQLite copies the WAL back into the database (and syncs it to disk) once the WAL holds this
 # many pages. At the default (1,000 pages, 4 MB) a cold ingest checkpointed after nearly every
 # source update, and those syncs were its largest single cost; 16,384 pages (64 MB) makes them
-# rare. The WAL is truncated back once a checkpoint completes.
+# rare. journal_size_limit truncates the WAL back to that size after a checkpoint (a large
+# group may have grown it past).
 CHECKPOINT_PAGES = 16_384
 
 
@@ -172,6 +173,7 @@ def _writer_cache(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={CHECKPOINT_PAGES * 4096}")
     cursor.close()
 
 

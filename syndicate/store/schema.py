@@ -243,10 +243,17 @@ def schema_version(conn: Connection) -> int:
 def migrate(engine: sa.Engine) -> int:
     """Apply the migrations this database lacks; return the version it is now at.
 
-    Safe when several processes start at once: each step re-reads the version inside a
-    transaction that holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+    A database already up to date is only read: web processes opening the store while
+    another process writes back to back do not queue for its write lock. Otherwise safe when
+    several processes start at once: each step re-reads the version inside a transaction
+    that holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
     transaction-scoped advisory lock), so a step is applied exactly once.
     """
+    with engine.connect() as conn:  # the usual case, up to date: no write lock taken
+        current = schema_version(conn)
+        conn.rollback()
+    if current == SCHEMA_VERSION:
+        return current
     while True:
         with engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
