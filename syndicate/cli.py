@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -109,6 +110,9 @@ def _fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     ids = [s.id for s in config.sources]
     if not args.all:
         ids = store.due_sources(ids, now)
+    # SIGTERM (a cron job's timeout, a kill) stops like Ctrl-C: the updates running finish and
+    # are written, none is started, the worker processes are stopped; exit 143.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     ingestor = Ingestor(config, store)
     bar = _progress_bar(len(ids))
     try:

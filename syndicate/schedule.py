@@ -110,12 +110,16 @@ class Ingestor:
         with ThreadPoolExecutor(self.config.service.fetch_workers,
                                 thread_name_prefix="fetch") as pool:
             started = {pool.submit(self.start_one, sid, states.get(sid)): sid for sid in order}
-            for future in as_completed(started):
-                sid = started[future]
-                written.append((sid, future.result()))
-                if progress:
-                    written[-1][1].add_done_callback(
-                        functools.partial(_report_progress, progress, sid))
+            try:
+                for future in as_completed(started):
+                    sid = started[future]
+                    written.append((sid, future.result()))
+                    if progress:
+                        written[-1][1].add_done_callback(
+                            functools.partial(_report_progress, progress, sid))
+            except BaseException:  # Ctrl-C, SIGTERM: finish what runs, start nothing more
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return [_outcome(sid, future) for sid, future in written]
 
     def publish(self) -> list[str]:

@@ -192,3 +192,40 @@ def test_a_full_disk_fails_the_whole_group_and_the_writer_retries_one_by_one(
     finally:
         writer.close()
     assert (store.fetch_state("s").etag, store.fetch_state("u").etag) == ('"s"', '"u"')
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL or the OOM killer on syndicate must not leave parse workers behind."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from datetime import UTC, datetime, timedelta\n"
+        "from syndicate.ingest.workers import NormalizerPool\n"
+        "from syndicate.types import SourceConfig\n"
+        "if __name__ == '__main__':\n"
+        "    source = SourceConfig(id='s', url='https://s.example/f', title=None, tags=(),\n"
+        "                          language=None, interval=timedelta(minutes=10))\n"
+        "    pool = NormalizerPool(1)\n"
+        "    pool(b'<rss version=\"2.0\"><channel><title>t</title></channel></rss>',\n"
+        "         source.url, None, source, {}, datetime.now(UTC))\n"
+        "    print(*pool._current()._processes, flush=True)\n"
+        "    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        worker = int(parent.stdout.readline())  # type: ignore[union-attr]
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{worker}").exists() and \
+                "Z" not in Path(f"/proc/{worker}/stat").read_text().split()[2]:
+            assert time.monotonic() < deadline, "the worker outlived its parent"
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]

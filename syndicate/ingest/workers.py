@@ -8,9 +8,13 @@ core and two.
 
 Workers are started with ``spawn`` (a fork of a process that already runs threads can copy
 a held lock), lazily on the first feed that needs parsing, so a re-poll where every source
-answers 304 starts none. They ignore SIGINT and SIGTERM: the parent stops them, after the
-work in flight. If a worker dies (a crash in a C extension, the OOM killer), the pool is
-replaced and the feed is tried once more; a feed that kills a fresh worker too fails alone.
+answers 304 starts none. They ignore SIGINT (the parent stops them, after the work in
+flight) and exit when the parent dies (``orphans``).
+
+If a worker dies (a crash in a C extension, the OOM killer), every feed in flight in that
+pool fails with it, the guilty and the innocent alike: the pool is replaced and each is
+tried again, up to ``ATTEMPTS`` times. A feed that kills worker after worker fails with that
+message; one that was only there when another did gets through on a later attempt.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from ..errors import ParseError
+from ..orphans import exit_with_parent
 from ..types import NormalizedFeed, SourceConfig
 
 
@@ -35,6 +40,9 @@ def default_processes() -> int:
     return max((cores or 1) - 1, 0)
 
 
+ATTEMPTS = 3
+
+
 class NormalizerPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
@@ -43,16 +51,15 @@ class NormalizerPool:
 
     def __call__(self, content: bytes, url: str, content_type: str | None,
                  source: SourceConfig, known: dict[str, str], now: datetime) -> NormalizedFeed:
-        for attempt in (1, 2):
+        for _ in range(ATTEMPTS):
             executor = self._current()
             try:
                 return executor.submit(_normalize, content, url, content_type, source,
                                        known, now).result()
             except BrokenProcessPool:
                 self._replace(executor)
-                if attempt == 2:
-                    raise ParseError("the parser process died on this feed (twice)") from None
-        raise AssertionError("unreachable")
+        raise ParseError(f"the parser process died while reading this feed, {ATTEMPTS} times "
+                         "in a row")
 
     def close(self) -> None:
         with self._lock:
@@ -65,7 +72,7 @@ class NormalizerPool:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
                     self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_stop_signals)
+                    initializer=_start_worker)
             return self._executor
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
@@ -84,6 +91,8 @@ def _normalize(content: bytes, url: str, content_type: str | None, source: Sourc
     return normalize_feed(content, url, content_type, source, known, now)
 
 
-def _ignore_stop_signals() -> None:
+def _start_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the workers, after the work
+    # in flight. A parent that dies without doing so takes them with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    exit_with_parent()

@@ -36,6 +36,7 @@ from typing import Any
 from ..config import load_config
 from ..errors import ConfigError
 from ..ingest.pacing import UNHEALTHY_AFTER
+from ..orphans import exit_with_parent
 from ..publish import render_archive, rendered_feed
 from ..publish.people import OPML_CONTENT_TYPE, feeds_opml, page_url, sources_opml
 from ..publish.render import CONTENT_TYPES, feed_url
@@ -420,6 +421,7 @@ def app_from_environment() -> App:
     """The app of one web process (uvicorn imports this factory in each worker)."""
     logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_with_parent()  # a web process must not outlive run/serve and keep the port
     config = load_config(os.environ[CONFIG_ENV])
     store = Store(config.service.database)
     liveness = Liveness(store) if os.environ.get(SCHEDULER_ENV) == "1" else None
