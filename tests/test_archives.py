@@ -122,3 +122,52 @@ def test_an_archive_page_answers_304_and_keeps_its_etag(
     app.refresh()  # what the web process does every 2 s
     assert app.archives.version > version  # so the page is rendered again, to the same bytes
     assert requests.get(url, headers={"If-None-Match": etag}, timeout=5).status_code == 304
+
+
+def item(guid: str, title: str, link: str, day: int) -> str:
+    return (f"<item><guid>{guid}</guid><title>{title}</title><link>{link}</link>"
+            f"<pubDate>Mon, {day:02d} Nov 2026 08:00:00 GMT</pubDate>"
+            f"<description>{title}: the full story, told at length.</description></item>")
+
+
+def channel(site: str, *items: str) -> str:
+    return ('<?xml version="1.0"?><rss version="2.0"><channel>'
+            f"<title>{site}</title><link>https://{site}/</link><description>d</description>"
+            + "".join(items) + "</channel></rss>")
+
+
+def test_a_story_that_joins_the_feed_late_waits_for_the_next_page(tmp_path: Path) -> None:
+    """Full pages never change: an old story that a source of the feed carries later goes to
+    the open tail, so a reader who walked the archive before still finds it."""
+    old_story = item("a1", "Harbour reopens", "https://news.example/harbour", 2)
+    (tmp_path / "a.xml").write_text(channel("a.example", old_story))
+    b_items = [item(f"b{i}", f"Story b{i}", f"https://b.example/{i}", 10 + i) for i in range(4)]
+    (tmp_path / "b.xml").write_text(channel("b.example", *b_items))
+    config_path = tmp_path / "syndicate.yaml"
+    config_path.write_text(
+        f"service:\n  database: sqlite:///{tmp_path}/store.db\n  parse_workers: 0\n"
+        f"sources:\n  - id: a\n    url: {tmp_path}/a.xml\n  - id: b\n    url: {tmp_path}/b.xml\n"
+        f"feeds:\n  - id: bfeed\n    title: B\n    sources: [b]\n    limit: 2\n")
+
+    def pages() -> list[list[str]]:
+        store = Store(load_config(config_path).service.database)
+        try:
+            return [sorted(s.title for s in store.archive_page_stories("bfeed", n))
+                    for n in range(1, store.archive_page_count("bfeed") + 1)]
+        finally:
+            store.close()
+
+    assert main(["--config", str(config_path), "fetch"]) == 0
+    before = pages()
+    assert before == [["Story b0", "Story b1"], ["Story b2", "Story b3"]]
+
+    # b now carries a copy of a's old story (same link): it joins the feed with a low id.
+    late_copy = item("b-copy", "Harbour reopens", "https://news.example/harbour", 2)
+    (tmp_path / "b.xml").write_text(channel("b.example", *b_items, late_copy))
+    assert main(["--config", str(config_path), "fetch", "--all"]) == 0
+    assert pages() == before  # published pages keep their stories
+
+    newer = item("b9", "Story b9", "https://b.example/9", 20)
+    (tmp_path / "b.xml").write_text(channel("b.example", *b_items, late_copy, newer))
+    assert main(["--config", str(config_path), "fetch", "--all"]) == 0
+    assert pages() == [*before, ["Harbour reopens", "Story b9"]]  # the tail filled a page

@@ -7,10 +7,11 @@ precomputed bytes. A rendering whose bytes did not change keeps its ETag and Las
 the feed's own dates come from its stories, never from the clock, so re-rendering an unchanged
 feed gives the same bytes and aggregators keep getting 304s.
 
-History (RFC 5005, paged archives): a feed's stories, in the order they were first seen, are
-cut into pages of the feed's ``limit``; every full page is an archive document
-(``/feeds/<id>/archive/<n>.atom|rss``, 1 the oldest) that keeps its stories for good, and
-the current feed links to the newest with ``prev-archive``. A new subscriber, or an
+History (RFC 5005, paged archives): a feed's stories, in the order they were first seen, fill
+pages of the feed's ``limit``; every full page is an archive document
+(``/feeds/<id>/archive/<n>.atom|rss``, 1 the oldest) whose stories are fixed when it fills
+(``fill_archive``, table ``archive_pages``), and the current feed links to the newest with
+``prev-archive``. A new subscriber, or an
 aggregator that fell behind, walks back from there. Archive pages are not rendered here but by
 the web process that is asked for one (``render_archive``), once per change of the stories:
 there can be thousands, and few are ever read.
@@ -49,25 +50,36 @@ def _rule(feed: FeedConfig) -> dict[str, Any]:
             "outlets": feed.outlets, "outlet_role": feed.outlet_role}
 
 
-def archive_pages(store: Store, config: Config, feed: FeedConfig) -> int:
-    """How many full archive pages the feed has (its stories, ``limit`` to a page)."""
-    return store.count_stories(config.feed_source_ids(feed), **_rule(feed)) // feed.limit
+def fill_archive(store: Store, config: Config, feed: FeedConfig) -> int:
+    """Fix the stories of every page that can be filled now, and return the feed's page
+    count. The stories no page holds yet, in the order first seen, fill page after page of
+    the feed's ``limit``; a page's stories never change after. A story that joins the
+    feed later (another of its sources carries it, it reaches ``min_outlets``) waits in that
+    open tail for the next page, however old it is, so that a reader who walked the archive
+    before never misses it."""
+    waiting = store.unarchived_story_ids(feed.id, config.feed_source_ids(feed), **_rule(feed))
+    full = [waiting[i:i + feed.limit]
+            for i in range(0, len(waiting) - feed.limit + 1, feed.limit)]
+    if full:
+        return store.add_archive_pages(feed.id, full)
+    return store.archive_page_count(feed.id)
 
 
 def render_archive(store: Store, config: Config, feed: FeedConfig, page: int,
-                   fmt: str) -> bytes | None:
+                   fmt: str) -> tuple[bytes, datetime] | None:
     """Archive page ``page`` (1: the oldest stories) of a feed in ``fmt`` ("atom" or
-    "rss"), or None when the feed has no such full page (yet)."""
-    pages = archive_pages(store, config, feed)
-    if fmt not in ARCHIVE_FORMATS or not 1 <= page <= pages:
+    "rss") with its last change, or None when the feed has no such page (yet)."""
+    if fmt not in ARCHIVE_FORMATS or page < 1:
         return None
-    stories = store.stories_in_order_seen(config.feed_source_ids(feed),
-                                          offset=(page - 1) * feed.limit, limit=feed.limit,
-                                          **_rule(feed))
+    pages = store.archive_page_count(feed.id)
+    if page > pages:
+        return None
+    stories = store.archive_page_stories(feed.id, page)
     stories.sort(key=lambda s: (s.published, s.id), reverse=True)  # newest first, as the feed
     updated = max((s.updated for s in stories), default=_EMPTY_FEED_DATE)
-    return render(feed, stories, fmt, service=config.service, updated=updated,
+    body = render(feed, stories, fmt, service=config.service, updated=updated,
                   history=History(pages, page))
+    return body, updated
 
 
 def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
@@ -77,7 +89,7 @@ def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
     for feed in feeds:
         stories = select_stories(store, config, feed)
         updated = max((s.updated for s in stories), default=_EMPTY_FEED_DATE)
-        history = History(archive_pages(store, config, feed))
+        history = History(fill_archive(store, config, feed))
         feed_changed = False
         for fmt in FORMATS:
             body = render(feed, stories, fmt, service=config.service, updated=updated,

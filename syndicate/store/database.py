@@ -41,6 +41,7 @@ from ..types import (
 )
 from . import schema
 from .schema import (
+    archive_pages,
     band_bucket,
     entries,
     entry_bands,
@@ -373,23 +374,38 @@ class Store:
         with self.engine.connect() as conn:
             return [_story(row) for row in conn.execute(query)]
 
-    def count_stories(self, source_ids: Iterable[str], *, languages: Sequence[str] = (),
-                      min_outlets: int = 1, outlets: Sequence[str] = (),
-                      outlet_role: str = "any") -> int:
-        """How many stories ``select_stories`` chooses from (with no limit)."""
-        selected = _selected(source_ids, languages, min_outlets, outlets, outlet_role)
-        query = sa.select(sa.func.count()).select_from(selected.subquery())
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def stories_in_order_seen(self, source_ids: Iterable[str], *, offset: int, limit: int,
-                              languages: Sequence[str] = (), min_outlets: int = 1,
-                              outlets: Sequence[str] = (),
-                              outlet_role: str = "any") -> list[Story]:
-        """The same stories in the order they were first seen (story ids only grow), from
-        the ``offset``-th: the stable order of a feed's archive pages (RFC 5005)."""
+    def unarchived_story_ids(self, feed_id: str, source_ids: Iterable[str], *,
+                             languages: Sequence[str] = (), min_outlets: int = 1,
+                             outlets: Sequence[str] = (), outlet_role: str = "any") -> list[int]:
+        """The stories the feed's rule chooses that no archive page of the feed holds yet, in
+        the order first seen (story ids only grow)."""
+        archived = sa.exists().where(archive_pages.c.feed_id == feed_id,
+                                     archive_pages.c.story_id == stories.c.id)
         query = (_selected(source_ids, languages, min_outlets, outlets, outlet_role)
-                 .order_by(stories.c.id).offset(offset).limit(limit))
+                 .with_only_columns(stories.c.id).where(~archived).order_by(stories.c.id))
+        with self.engine.connect() as conn:
+            return [int(story_id) for story_id in conn.execute(query).scalars()]
+
+    def archive_page_count(self, feed_id: str) -> int:
+        query = sa.select(sa.func.max(archive_pages.c.page)).where(
+            archive_pages.c.feed_id == feed_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def add_archive_pages(self, feed_id: str, pages: Sequence[Sequence[int]]) -> int:
+        """Fix the stories of the feed's next full pages, in order; the page count after."""
+        with self._writing() as conn:
+            last = conn.execute(sa.select(sa.func.max(archive_pages.c.page)).where(
+                archive_pages.c.feed_id == feed_id)).scalar() or 0
+            rows = [{"feed_id": feed_id, "page": last + number, "story_id": story_id}
+                    for number, page in enumerate(pages, start=1) for story_id in page]
+            if rows:
+                conn.execute(archive_pages.insert(), rows)
+            return int(last) + len(pages)
+
+    def archive_page_stories(self, feed_id: str, page: int) -> list[Story]:
+        query = (sa.select(stories).join(archive_pages, archive_pages.c.story_id == stories.c.id)
+                 .where(archive_pages.c.feed_id == feed_id, archive_pages.c.page == page))
         with self.engine.connect() as conn:
             return [_story(row) for row in conn.execute(query)]
 
@@ -459,10 +475,12 @@ class Store:
                             row.etag, row.last_modified, row.previous_modified)
 
     def drop_rendered_except(self, feed_ids: Iterable[str]) -> int:
-        """Forget renderings of feeds no longer configured, so they stop being served."""
+        """Forget renderings and archive pages of feeds no longer configured, so they stop
+        being served (a feed configured again later starts a new archive)."""
+        ids = list(feed_ids)
         with self._writing() as conn:
-            stale = rendered.c.feed_id.not_in(list(feed_ids))
-            result = conn.execute(rendered.delete().where(stale))
+            conn.execute(archive_pages.delete().where(archive_pages.c.feed_id.not_in(ids)))
+            result = conn.execute(rendered.delete().where(rendered.c.feed_id.not_in(ids)))
             return int(result.rowcount)
 
     def rendered_etags(self) -> dict[tuple[str, str], str]:

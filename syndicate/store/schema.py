@@ -165,6 +165,16 @@ entry_bands = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Each output feed's archive pages (RFC 5005): which stories a page holds, fixed when the
+# page fills, so that a page never changes its stories once published (see publish).
+archive_pages = sa.Table(
+    "archive_pages", metadata,
+    sa.Column("feed_id", sa.String(200), primary_key=True),
+    sa.Column("story_id", sa.Integer, primary_key=True),
+    sa.Column("page", sa.Integer, nullable=False),
+    sa.Index("ix_archive_pages_page", "feed_id", "page"),
+)
+
 # Output feeds rendered once per change, served as stored bytes by any web process.
 rendered = sa.Table(
     "rendered", metadata,
@@ -186,7 +196,7 @@ def band_bucket(when: datetime) -> int:
 
 def _create_initial_tables(conn: Connection) -> None:
     metadata.create_all(conn, tables=[meta, sources, stories, entries, story_outlets,
-                                      entry_bands, rendered])
+                                      entry_bands, rendered, archive_pages])
 
 
 def _clustered_bands_and_feed_history(conn: Connection) -> None:
@@ -226,9 +236,15 @@ def _clustered_bands_and_feed_history(conn: Connection) -> None:
         last_id = rows[-1].id
 
 
+def _archive_pages(conn: Connection) -> None:
+    """Version 3: the archive pages table (a database created at version 1 since has it)."""
+    archive_pages.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_initial_tables,
     _clustered_bands_and_feed_history,
+    _archive_pages,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

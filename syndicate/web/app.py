@@ -155,13 +155,16 @@ class ArchiveCache:
             self._pages.move_to_end(key)
             return cached[1]
         version = self.version
-        body = await asyncio.to_thread(render_archive, self.store, config, feed, page, fmt)
-        if body is None:
+        page_render = await asyncio.to_thread(render_archive, self.store, config, feed, page,
+                                              fmt)
+        if page_render is None:
             return None
+        body, updated = page_render
         if cached is not None and cached[1].feed.body == body:
             served = cached[1]  # the same bytes: the same ETag and Last-Modified
         else:
-            rendered = rendered_feed(f"{feed.id}/archive/{page}", fmt, body, datetime.now(UTC))
+            # Last-Modified is the page's own last change: the same in every web process.
+            rendered = rendered_feed(f"{feed.id}/archive/{page}", fmt, body, updated)
             served = Served.of(rendered, self.CACHING)
         self._pages[key] = (version, served)
         self._pages.move_to_end(key)
