@@ -48,6 +48,7 @@ class NormalizerPool:
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, content: bytes, url: str, content_type: str | None,
                  source: SourceConfig, known: dict[str, str], now: datetime) -> NormalizedFeed:
@@ -63,12 +64,15 @@ class NormalizerPool:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the parse workers are stopped")
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
                     self.processes, mp_context=multiprocessing.get_context("spawn"),

@@ -44,10 +44,13 @@ class Writer:
         self._queue: queue.Queue[_Item | None] = queue.Queue(MAX_QUEUED)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, pending: PendingWrite) -> Future[UpdateOutcome]:
         """Queue one source's writes; the future holds its outcome once committed."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the writer is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store-writer",
                                                 daemon=True)
@@ -59,6 +62,7 @@ class Writer:
     def close(self) -> None:
         """Write what is queued, then stop the thread."""
         with self._lock:
+            self._closed = True
             thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(None)
