@@ -177,10 +177,15 @@ def _serve_app(config: Config, args: argparse.Namespace, *, scheduler: bool) -> 
     sock = server_config.bind_socket()
     log.info("serving on http://%s:%d/ with %d web processes (public URL %s/)",
              service.listen_host, service.listen_port, service.web_workers, service.base_url)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         Multiprocess(server_config, sockets=[sock]).run()  # returns on SIGINT/SIGTERM
     finally:
         sock.close()
+        # The supervisor's handlers only queue signals for its loop, which has ended: a second
+        # Ctrl-C or SIGTERM during the scheduler's shutdown must still stop the process.
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     log.info("web processes stopped")
 
 

@@ -136,22 +136,29 @@ class FeedCache:
 
 class ArchiveCache:
     """Archive pages (RFC 5005) rendered when asked for, in a worker thread, and kept while
-    no story changes (``Store.stories_version``); the least recently read go first."""
+    no story changes (``Store.stories_version``) or for a minute at least; the least recently
+    read go first."""
 
     MAX_PAGES = 64
+    # During an ingest the stories version moves with every commit; a page rendered this
+    # recently is served as it is meanwhile (its items may lag a new outlet by that long).
+    FRESH_SECONDS = 60.0
     # A full page keeps its stories; only a story gaining an outlet changes it.
     CACHING = b"public, max-age=86400"
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.version = 0  # the stories version, re-read by App.refresh
-        self._pages: OrderedDict[tuple[str, int, str], tuple[int, Served]] = OrderedDict()
+        # (feed id, page, format) → (stories version, rendering, when rendered)
+        self._pages: OrderedDict[tuple[str, int, str], tuple[int, Served, float]] = \
+            OrderedDict()
 
     async def get(self, config: Config, feed: FeedConfig, page: int, fmt: str
                   ) -> Served | None:
         key = (feed.id, page, fmt)
         cached = self._pages.get(key)
-        if cached is not None and cached[0] == self.version:
+        if cached is not None and (cached[0] == self.version
+                                   or time.monotonic() - cached[2] < self.FRESH_SECONDS):
             self._pages.move_to_end(key)
             return cached[1]
         version = self.version
@@ -166,7 +173,7 @@ class ArchiveCache:
             # Last-Modified is the page's own last change: the same in every web process.
             rendered = rendered_feed(f"{feed.id}/archive/{page}", fmt, body, updated)
             served = Served.of(rendered, self.CACHING)
-        self._pages[key] = (version, served)
+        self._pages[key] = (version, served, time.monotonic())
         self._pages.move_to_end(key)
         while len(self._pages) > self.MAX_PAGES:
             self._pages.popitem(last=False)
