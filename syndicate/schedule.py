@@ -157,7 +157,7 @@ class Scheduler:
         self.on_publish = on_publish
         self.on_reload = on_reload
         self._pool = ThreadPoolExecutor(config.service.fetch_workers, thread_name_prefix="fetch")
-        self._running: dict[str, Future[UpdateOutcome]] = {}
+        self._running: dict[str, Future[Future[UpdateOutcome]]] = {}
         self._finished: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = False
@@ -237,9 +237,12 @@ class Scheduler:
                 with self._lock:
                     if self._stopping:
                         return  # shutdown dropped the queue: dispatch no more
-                    future = self._pool.submit(self.ingestor.update_one, source_id)
-                    self._running[source_id] = future
-                future.add_done_callback(functools.partial(self._done, source_id))
+                    # A fetch thread fetches and normalizes, hands the writes to the writer
+                    # and goes on to the next source; the source stays running until its
+                    # writes are committed (_started, then _done).
+                    started = self._pool.submit(self.ingestor.start_one, source_id)
+                    self._running[source_id] = started
+                started.add_done_callback(functools.partial(self._started, source_id))
         with self._lock:
             finished, self._finished = self._finished, set()
         if finished:
@@ -249,6 +252,18 @@ class Scheduler:
                 with self._lock:  # publish again on the next tick rather than lose the change
                     self._finished |= finished
                 raise
+
+    def _started(self, source_id: str, started: Future[Future[UpdateOutcome]]) -> None:
+        """The fetch thread is done with the source: wait for its writes, unless it failed
+        before handing any over (cancelled at shutdown, or a bug)."""
+        error = None if started.cancelled() else started.exception()
+        if started.cancelled() or error is not None:
+            with self._lock:
+                self._running.pop(source_id, None)
+            if error is not None:
+                log.error("source %s: update crashed", source_id, exc_info=error)
+            return
+        started.result().add_done_callback(functools.partial(self._done, source_id))
 
     def _done(self, source_id: str, future: Future[UpdateOutcome]) -> None:
         with self._lock:
