@@ -95,12 +95,7 @@ def link_identifies_story(link: str | None) -> bool:
 
 def band_keys(entry: Entry) -> list[int]:
     """The LSH band keys under which an entry is indexed and looked up."""
-    keys = []
-    if entry.lead_signature:
-        keys += similarity.band_keys(entry.lead_signature, kind=0)
-    if entry.body_signature and entry.body_signature != entry.lead_signature:
-        keys += similarity.band_keys(entry.body_signature, kind=1)
-    return keys
+    return similarity.entry_band_keys(entry.lead_signature, entry.body_signature)
 
 
 def best_similar(entry: Entry, candidates: Iterable[SimilarCandidate],

@@ -73,11 +73,11 @@ def apply_entries(tx: UpdateTransaction, entries: Sequence[Entry], config: Dedup
             continue  # a feed that repeats a GUID: its first entry is the one
         seen.add((entry.source_id, entry.guid))
         known = existing.get((entry.source_id, entry.guid))
+        keys = keys_of[id(entry)]  # the signatures a date change below leaves as they are
         if known is not None and not entry.dated:
             # the feed still gives no date: keep the one the entry got when first seen
             entry = replace(entry, published=known.published,
                             updated=max(known.updated, known.published))
-        keys = keys_of.get(id(entry)) or dedupe.band_keys(entry)  # (a replaced entry: again)
         decision = _decide(entry, known, links, hashes, neighbours, keys, batch, config)
         raw = raw_digests.get(entry.guid)
         if not decision.changed:

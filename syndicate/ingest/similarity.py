@@ -95,6 +95,15 @@ def band_keys(sig: bytes, kind: int = 0) -> list[int]:
     return keys
 
 
+def entry_band_keys(lead: bytes | None, body: bytes | None) -> list[int]:
+    """The band keys an entry is indexed and looked up under: its lead signature's, then its
+    body signature's when that differs."""
+    keys = band_keys(lead, kind=0) if lead else []
+    if body and body != lead:
+        keys += band_keys(body, kind=1)
+    return keys
+
+
 _NUMBER = re.compile(r"\d+")
 MAX_NUMBERS = 64
 

@@ -212,7 +212,7 @@ def _clustered_bands_and_feed_history(conn: Connection) -> None:
         return
     # The band keys are a pure function of the stored signatures (ingest.similarity); the
     # store borrows it for this one rebuild rather than leave old entries unfindable.
-    from ..ingest.similarity import band_keys
+    from ..ingest.similarity import entry_band_keys
 
     entry_bands.drop(conn)
     entry_bands.create(conn)
@@ -226,9 +226,7 @@ def _clustered_bands_and_feed_history(conn: Connection) -> None:
             return
         bands = []
         for row in rows:
-            keys = band_keys(row.lead_signature, kind=0) if row.lead_signature else []
-            if row.body_signature and row.body_signature != row.lead_signature:
-                keys += band_keys(row.body_signature, kind=1)
+            keys = entry_band_keys(row.lead_signature, row.body_signature)
             bucket = band_bucket(row.published)
             bands += [{"bucket": bucket, "band_key": key, "entry_id": row.id} for key in keys]
         if bands:
