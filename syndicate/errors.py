@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -67,3 +68,20 @@ class ParseError(SourceError):
 
 class StoreError(SyndicateError):
     pass
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and everything it wraps, nearest first: its args, ``__cause__`` and
+    ``__context__``, and urllib3's ``reason``. Libraries wrap the error that tells what
+    happened (a refused connection, a full disk) in errors of their own."""
+    pending = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [*current.args, getattr(current, "reason", None)]
+        linked += [current.__cause__, current.__context__]
+        pending += [e for e in linked if isinstance(e, BaseException)]

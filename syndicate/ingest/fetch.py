@@ -38,7 +38,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -50,7 +50,7 @@ from urllib.request import url2pathname
 import requests
 import urllib3.exceptions
 
-from syndicate.errors import FetchError, GoneError, HTTPStatusError
+from syndicate.errors import FetchError, GoneError, HTTPStatusError, causes
 from syndicate.ingest.pacing import parse_http_date, parse_retry_after
 from syndicate.types import FetchResult, FetchState, NotModified
 
@@ -482,15 +482,15 @@ def _describe_failure(
 ) -> FetchError:
     """One operator-readable FetchError for a requests/urllib3/socket failure."""
     where = _host_port(url)
-    causes = list(_causes(error))
+    found_causes = list(causes(error))
 
     def found(*kinds: type[BaseException]) -> BaseException | None:
-        return next((c for c in causes if isinstance(c, kinds)), None)
+        return next((c for c in found_causes if isinstance(c, kinds)), None)
 
     if deadline.expired or found(requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
         return _read_timeout(url, settings)
     if resolution := found(urllib3.exceptions.NameResolutionError, socket.gaierror):
-        reason = next((c for c in causes if isinstance(c, socket.gaierror)), resolution)
+        reason = next((c for c in found_causes if isinstance(c, socket.gaierror)), resolution)
         return FetchError(f"DNS lookup failed for {urlsplit(url).hostname}: {_strerror(reason)}")
     if found(ConnectionRefusedError):
         return FetchError(f"connection refused by {where}")
@@ -513,21 +513,6 @@ def _describe_failure(
     if found(requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema):
         return FetchError(f"invalid URL {url!r}: {error}")
     return FetchError(f"request to {where} failed: {error}")
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and everything it wraps: args, __cause__/__context__, urllib3's ``reason``."""
-    pending = [error]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [*current.args, getattr(current, "reason", None)]
-        linked += [current.__cause__, current.__context__]
-        pending += [e for e in linked if isinstance(e, BaseException)]
 
 
 def _strerror(error: BaseException) -> str:

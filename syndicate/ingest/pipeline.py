@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 import requests
 
-from ..errors import GoneError, SourceError, StoreError
+from ..errors import GoneError, SourceError, StoreError, causes
 from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
@@ -146,35 +146,14 @@ def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateO
                 if not tx.is_open():
                     # The database rolled back the whole transaction (SQLite does on a full
                     # disk, an I/O error, no memory): nothing of the group stands, so the
-                    # group fails as one and no outcome may claim otherwise.
+                    # group fails as one and no outcome may claim otherwise. The message names
+                    # what failed first, not the rollback to the savepoint it left behind.
+                    first = next((c for c in causes(e) if "savepoint" not in str(c).lower()), e)
                     raise StoreError(f"the database rolled back the writes of "
-                                     f"{len(pending)} sources: {_first_failure(e)}") from e
+                                     f"{len(pending)} sources: {first}") from e
                 outcome = update.fail(tx, e)
             outcomes.append(outcome)
     return outcomes
-
-
-def _first_failure(error: BaseException) -> BaseException:
-    """What went wrong first, behind the failed rollback to a savepoint it left behind."""
-    pending, seen = [error], set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if "savepoint" not in str(current).lower():
-            return current
-        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
-    return error
-
-
-def update_source(source: SourceConfig, *, store: Store, settings: FetchSettings,
-                  session: requests.Session, all_sources: Iterable[SourceConfig],
-                  now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE) -> UpdateOutcome:
-    """One source update, start to end, in its own transaction."""
-    pending = prepare_update(source, store=store, settings=settings, session=session,
-                             all_sources=all_sources, now=now, dedupe_config=dedupe_config)
-    return write_updates(store, [pending])[0]
 
 
 def _floor(source: SourceConfig) -> timedelta:
