@@ -140,6 +140,14 @@ _SCALARS = SafeConstructor()
 # --- public API -------------------------------------------------------------------------------
 
 
+def file_mtime(path: Path) -> float | None:
+    """When the config file last changed (None: it cannot be read), to notice edits."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate the config file; raise ``ConfigError`` with every problem found."""
     path = Path(path)

@@ -17,12 +17,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .config import load_config
+from .config import file_mtime, load_config
 from .errors import ConfigError
 from .ingest.fetch import FetchSettings, new_session
 from .ingest.hosts import HostGate, interleave_by_host
@@ -70,9 +69,6 @@ class Ingestor:
             session = new_session(fetch_settings(self.config))
             self._local.session = session
         return session
-
-    def update_one(self, source_id: str) -> UpdateOutcome:
-        return self.start_one(source_id).result()
 
     def start_one(self, source_id: str,
                   state: FetchState | None = None) -> Future[UpdateOutcome]:
@@ -161,7 +157,7 @@ class Scheduler:
         self._finished: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        self._config_mtime = _mtime(config.path)
+        self._config_mtime = file_mtime(config.path)
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._last_tick: datetime | None = None
 
@@ -280,7 +276,7 @@ class Scheduler:
             self.on_publish(changed_feeds)
 
     def reload_if_changed(self) -> bool:
-        mtime = _mtime(self.config.path)
+        mtime = file_mtime(self.config.path)
         if mtime == self._config_mtime:
             return False
         self._config_mtime = mtime
@@ -313,10 +309,3 @@ def _outcome(source_id: str, future: Future[UpdateOutcome]) -> UpdateOutcome:
         return future.result()
     log.error("source %s: the update could not be stored: %s", source_id, error)
     return UpdateOutcome(source_id, "failed", error=f"the update could not be stored: {error}")
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None

@@ -30,10 +30,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config import file_mtime, load_config
 from ..errors import ConfigError
 from ..ingest.pacing import UNHEALTHY_AFTER
 from ..orphans import exit_with_parent
@@ -219,7 +218,7 @@ class App:
         self.archives = ArchiveCache(store)
         # In `run`, the scheduler's heartbeat; in `serve` (and tests), nothing is checked.
         self.liveness = liveness
-        self._config_mtime = _mtime(config.path)
+        self._config_mtime = file_mtime(config.path)
         self._refresher: asyncio.Task[None] | None = None
         self._gzip_by_header: dict[bytes, bool] = {}
 
@@ -326,7 +325,7 @@ class App:
         self.archives.version = self.store.stories_version()
         if self.liveness is not None:
             self.liveness.check(datetime.now(UTC))
-        mtime = _mtime(self.config.path)
+        mtime = file_mtime(self.config.path)
         if mtime != self._config_mtime:
             self._config_mtime = mtime
             with contextlib.suppress(ConfigError, OSError):
@@ -411,14 +410,6 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes, *,
     headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 # Environment of the web processes that ``syndicate run`` and ``serve`` start.
