@@ -166,6 +166,7 @@ def _serve_app(config: Config, args: argparse.Namespace, *, scheduler: bool) -> 
     from uvicorn.supervisors import Multiprocess
 
     from .web.app import CONFIG_ENV, LOG_LEVEL_ENV, SCHEDULER_ENV
+    from .web.fastpath import UVICORN_SETTINGS
 
     os.environ[CONFIG_ENV] = str(config.path)
     os.environ[SCHEDULER_ENV] = "1" if scheduler else "0"
@@ -173,9 +174,7 @@ def _serve_app(config: Config, args: argparse.Namespace, *, scheduler: bool) -> 
     service = config.service
     server_config = uvicorn.Config(
         "syndicate.web.app:app_from_environment", factory=True, host=service.listen_host,
-        port=service.listen_port, workers=service.web_workers, http="httptools", loop="uvloop",
-        lifespan="on", access_log=False, log_level="warning", server_header=False,
-        proxy_headers=False)  # nothing uses the client's address: no per-request rewriting
+        port=service.listen_port, workers=service.web_workers, **UVICORN_SETTINGS)
     sock = server_config.bind_socket()
     log.info("serving on http://%s:%d/ with %d web processes (public URL %s/)",
              service.listen_host, service.listen_port, service.web_workers, service.base_url)

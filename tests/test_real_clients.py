@@ -30,6 +30,8 @@ from syndicate.publish import select_stories
 from syndicate.store import Store
 from syndicate.types import Story
 from syndicate.web import App
+from syndicate.web.app import Response
+from syndicate.web.app import Served as ServedFeed
 from tests.loopback import LoopbackServer
 from tests.webserver import running_app
 
@@ -112,29 +114,22 @@ class Exchange:
 
 
 class RecordingApp(App):
-    """Our real app, wrapped by a recorder of each request and the status that answered it."""
+    """Our real app, recording each feed request and the status that answered it. It records
+    in ``answer``, which both the feed fast path and the ASGI path call."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exchanges: list[Exchange] = []
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope["headers"]}
-
-        async def recording_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                self.exchanges.append(Exchange(
-                    path=scope["path"], status=message["status"],
-                    if_none_match=headers.get("if-none-match"),
-                    if_modified_since=headers.get("if-modified-since"),
-                    user_agent=headers.get("user-agent", "")))
-            await send(message)
-
-        await super().__call__(scope, receive, recording_send)
+    def answer(self, served: ServedFeed, headers: list[tuple[bytes, bytes]]) -> Response:
+        response = super().answer(served, headers)
+        named = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+        self.exchanges.append(Exchange(
+            path=f"/feeds/{served.feed.feed_id}.{served.feed.format}", status=response.status,
+            if_none_match=named.get("if-none-match"),
+            if_modified_since=named.get("if-modified-since"),
+            user_agent=named.get("user-agent", "")))
+        return response
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Our ASGI app under the real uvicorn (httptools), on an ephemeral loopback port, in a thread."""
+"""Our ASGI app under the real uvicorn (httptools, with the feed fast path of ``syndicate run``),
+on an ephemeral loopback port, in a thread."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uvicorn
 from syndicate.store import Store
 from syndicate.types import Config
 from syndicate.web import App
+from syndicate.web.fastpath import UVICORN_SETTINGS
 
 
 @contextmanager
@@ -25,8 +27,7 @@ def running_app(config: Config, store: Store,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, http="httptools", lifespan="on",
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, **UVICORN_SETTINGS))
     # uvicorn installs signal handlers only in the main thread; in a thread it skips them.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -55,17 +55,34 @@ Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
+class Response:
+    """One complete answer: status, headers (for ASGI) and the same headers as one block of
+    wire bytes, each line ending in CRLF (for ``fastpath``, which adds the status line, Date
+    and the blank line), and the body."""
+
+    status: int
+    headers: Headers
+    header_block: bytes
+    body: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: Headers, body: bytes) -> Response:
+        block = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+        return cls(status, headers, block, body)
+
+
+@dataclass(frozen=True)
 class Served:
-    """One rendering, ready to send: bodies and complete header lists for 200 and 304, in
-    identity and gzip (RFC 9110 §8.8.3: each representation has its own strong tag)."""
+    """One rendering, ready to send: complete 200 and 304 responses in identity and gzip
+    (RFC 9110 §8.8.3: each representation has its own strong tag)."""
 
     feed: RenderedFeed
     etag: bytes
     gzip_etag: bytes
-    ok: Headers
-    ok_gzip: Headers
-    not_modified: Headers
-    not_modified_gzip: Headers
+    ok: Response
+    ok_gzip: Response
+    not_modified: Response
+    not_modified_gzip: Response
 
     @classmethod
     def of(cls, feed: RenderedFeed, caching: bytes | None = None) -> Served:
@@ -76,13 +93,15 @@ class Served:
         content_type = feed.content_type.encode()
         return cls(
             feed, etag, gzipped,
-            ok=[(b"content-type", content_type), (b"content-length", b"%d" % len(feed.body)),
-                (b"etag", etag), *common],
-            ok_gzip=[(b"content-type", content_type),
-                     (b"content-length", b"%d" % len(feed.gzip_body)),
-                     (b"content-encoding", b"gzip"), (b"etag", gzipped), *common],
-            not_modified=[(b"etag", etag), *common],
-            not_modified_gzip=[(b"etag", gzipped), *common])
+            ok=Response.of(200, [(b"content-type", content_type),
+                                 (b"content-length", b"%d" % len(feed.body)),
+                                 (b"etag", etag), *common], feed.body),
+            ok_gzip=Response.of(200, [(b"content-type", content_type),
+                                      (b"content-length", b"%d" % len(feed.gzip_body)),
+                                      (b"content-encoding", b"gzip"), (b"etag", gzipped),
+                                      *common], feed.gzip_body),
+            not_modified=Response.of(304, [(b"etag", etag), *common], b""),
+            not_modified_gzip=Response.of(304, [(b"etag", gzipped), *common], b""))
 
     def is_current(self, if_none_match: bytes | None, if_modified_since: bytes | None) -> bool:
         """Does the client hold this version? (The usual case, a poller sending back the tag
@@ -262,8 +281,16 @@ class App:
         if served is None:
             await _respond(send, 404, b"no such feed\n", b"text/plain; charset=utf-8", head=head)
             return
+        response = self.answer(served, scope["headers"])
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": response.headers})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+    def answer(self, served: Served, headers: Headers) -> Response:
+        """The response to a GET of ``served`` with these request headers (names in lower
+        case, as ASGI servers and httptools give them)."""
         if_none_match = if_modified_since = accept_encoding = None
-        for key, value in scope["headers"]:  # ASGI servers give header names in lower case
+        for key, value in headers:
             if key == b"if-none-match":
                 if_none_match = value
             elif key == b"accept-encoding":
@@ -272,14 +299,8 @@ class App:
                 if_modified_since = value
         gzipped = self._accepts_gzip(accept_encoding)
         if served.is_current(if_none_match, if_modified_since):
-            await send({"type": "http.response.start", "status": 304,
-                        "headers": served.not_modified_gzip if gzipped else served.not_modified})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": served.ok_gzip if gzipped else served.ok})
-        body = served.feed.gzip_body if gzipped else served.feed.body
-        await send({"type": "http.response.body", "body": b"" if head else body})
+            return served.not_modified_gzip if gzipped else served.not_modified
+        return served.ok_gzip if gzipped else served.ok
 
     async def _archive_page(self, name: str) -> Served | None:
         """``<feed id>/archive/<page>.<format>``, when the feed has that full page."""
