@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 
-import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import file_mtime, load_config
 from .errors import ConfigError
-from .ingest.fetch import FetchSettings, new_session
+from .ingest.client import HttpClient
+from .ingest.fetch import FetchSettings
 from .ingest.hosts import HostGate, interleave_by_host
 from .ingest.pipeline import UpdateOutcome, normalize_inline, prepare_update
 from .ingest.workers import NormalizerPool, default_processes
@@ -55,20 +55,16 @@ class Ingestor:
         processes = default_processes() if processes is None else processes
         self.pool = NormalizerPool(processes) if processes else None
         self._publishing = threading.Lock()  # the tick and a config reload may both publish
-        self._local = threading.local()  # one requests.Session per worker thread
+        # One set of keep-alive pools for every fetch thread, a host's as large as the number
+        # of its fetches that may run at once.
+        self.client = HttpClient(config.service.fetch_per_host)
 
     def close(self) -> None:
         """Finish the writes that are queued; stop the worker processes."""
         self.writer.close()
         if self.pool is not None:
             self.pool.close()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = new_session(fetch_settings(self.config))
-            self._local.session = session
-        return session
+        self.client.close()
 
     def start_one(self, source_id: str,
                   state: FetchState | None = None) -> Future[UpdateOutcome]:
@@ -86,7 +82,7 @@ class Ingestor:
         with self.gate.slot(host):
             pending = prepare_update(
                 source, store=self.store, settings=fetch_settings(config),
-                session=self._session(), all_sources=config.sources, now=datetime.now(UTC),
+                client=self.client, all_sources=config.sources, now=datetime.now(UTC),
                 dedupe_config=config.dedupe, state=state,
                 normalizer=self.pool or normalize_inline)
         if pending.host_wait_until is not None:

@@ -250,6 +250,11 @@ class LoopbackServer:
     def __enter__(self) -> LoopbackServer:
         return self.start()
 
+    @property
+    def connections_accepted(self) -> int:
+        """How many connections clients have opened so far (keep-alive reuses one)."""
+        return len(self._httpd.handler_threads)
+
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 import requests
+import urllib3.exceptions
 
 from syndicate.errors import FetchError, GoneError, HTTPStatusError
+from syndicate.ingest.client import HttpClient
 from syndicate.ingest.fetch import (
     FetchSettings,
     body_hash,
     fetch,
-    new_session,
     parse_retry_after,
 )
 from syndicate.types import FetchResult, FetchState, NotModified
@@ -36,30 +37,30 @@ SETTINGS = FetchSettings(user_agent="syndicate-test/1.0", connect_timeout=2.0, r
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with new_session(SETTINGS) as session:
-        yield session
+def client() -> Iterator[HttpClient]:
+    with HttpClient() as client:
+        yield client
 
 
-def fetched(url: str, session: requests.Session, state: FetchState | None = None) -> FetchResult:
-    result = fetch(url, state, SETTINGS, session)
+def fetched(url: str, client: HttpClient, state: FetchState | None = None) -> FetchResult:
+    result = fetch(url, state, SETTINGS, client)
     assert isinstance(result, FetchResult)
     return result
 
 
-def failure(url: str, session: requests.Session, **settings: float) -> FetchError:
+def failure(url: str, client: HttpClient, **settings: float) -> FetchError:
     with pytest.raises(FetchError) as caught:
-        fetch(url, None, dataclasses.replace(SETTINGS, **settings), session)
+        fetch(url, None, dataclasses.replace(SETTINGS, **settings), client)
     return caught.value
 
 
 # --- 200, conditional GET, unchanged bodies ---------------------------------------------------
 
 
-def test_200_gives_body_validators_and_lower_case_headers(loopback, session):
+def test_200_gives_body_validators_and_lower_case_headers(loopback, client):
     loopback.add_feed("/feed.xml", FEED)
 
-    result = fetched(loopback.url("/feed.xml"), session)
+    result = fetched(loopback.url("/feed.xml"), client)
 
     assert (result.url, result.status, result.content) == (loopback.url("/feed.xml"), 200, FEED)
     assert result.content_type == "application/rss+xml"
@@ -72,10 +73,10 @@ def test_200_gives_body_validators_and_lower_case_headers(loopback, session):
     assert "if-none-match" not in sent and "if-modified-since" not in sent
 
 
-def test_gzip_response_is_decoded(loopback, session):
+def test_gzip_response_is_decoded(loopback, client):
     loopback.add_feed("/feed.xml", FEED * 50)
 
-    result = fetched(loopback.url("/feed.xml"), session)
+    result = fetched(loopback.url("/feed.xml"), client)
 
     assert loopback.requests[-1].headers["accept-encoding"] == "gzip, deflate"
     assert result.headers["content-encoding"] == "gzip"
@@ -91,13 +92,13 @@ def test_gzip_response_is_decoded(loopback, session):
     ],
 )
 def test_second_fetch_is_conditional_and_304_is_not_modified(
-    loopback, session, etag, last_modified, sent_headers
+    loopback, client, etag, last_modified, sent_headers
 ):
     loopback.add_feed("/feed.xml", FEED, etag=etag, last_modified=last_modified)
-    first = fetched(loopback.url("/feed.xml"), session)
+    first = fetched(loopback.url("/feed.xml"), client)
     state = FetchState("s", etag=first.etag, last_modified=first.last_modified)
 
-    second = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+    second = fetch(loopback.url("/feed.xml"), state, SETTINGS, client)
 
     assert isinstance(second, NotModified)
     assert not second.body_unchanged
@@ -108,16 +109,16 @@ def test_second_fetch_is_conditional_and_304_is_not_modified(
     assert sent.get("if-modified-since") == (first.last_modified if last_modified else None)
 
     loopback.set_body("/feed.xml", FEED + b"\n")
-    third = fetched(loopback.url("/feed.xml"), session, state)
+    third = fetched(loopback.url("/feed.xml"), client, state)
     assert third.content == FEED + b"\n"
     assert (third.etag, third.last_modified) != (first.etag, first.last_modified)
 
 
-def test_304_without_validators_keeps_the_stored_ones(loopback, session):
+def test_304_without_validators_keeps_the_stored_ones(loopback, client):
     loopback.add_status("/feed.xml", 304)
     state = FetchState("s", etag='"v1"', last_modified="Sun, 06 Nov 1994 08:49:37 GMT")
 
-    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, client)
 
     assert result == NotModified(
         url=loopback.url("/feed.xml"),
@@ -128,17 +129,17 @@ def test_304_without_validators_keeps_the_stored_ones(loopback, session):
 
 
 @pytest.mark.parametrize("validators", [False, True])
-def test_200_with_the_stored_body_hash_is_not_modified(loopback, session, validators):
+def test_200_with_the_stored_body_hash_is_not_modified(loopback, client, validators):
     loopback.add_feed("/feed.xml", FEED, etag=validators, last_modified=validators)
     state = FetchState("s", content_hash=body_hash(FEED))
 
-    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, session)
+    result = fetch(loopback.url("/feed.xml"), state, SETTINGS, client)
 
     assert isinstance(result, NotModified)
     assert result.body_unchanged
     assert (result.etag is not None, result.last_modified is not None) == (validators, validators)
     loopback.set_body("/feed.xml", FEED + b" ")
-    assert fetched(loopback.url("/feed.xml"), session, state).content == FEED + b" "
+    assert fetched(loopback.url("/feed.xml"), client, state).content == FEED + b" "
 
 
 # --- redirects --------------------------------------------------------------------------------
@@ -156,33 +157,33 @@ def test_200_with_the_stored_body_hash_is_not_modified(loopback, session, valida
         ((307, 301), False),
     ],
 )
-def test_permanent_url_only_when_every_hop_is_permanent(loopback, session, codes, permanent):
+def test_permanent_url_only_when_every_hop_is_permanent(loopback, client, codes, permanent):
     loopback.add_feed("/final.xml", FEED)
     hops = [f"/hop{i}" for i in range(len(codes))] + ["/final.xml"]
     for code, path, to in zip(codes, hops, hops[1:], strict=False):
         loopback.add_redirect(path, to, code)
 
-    result = fetched(loopback.url("/hop0"), session)
+    result = fetched(loopback.url("/hop0"), client)
 
     assert result.url == loopback.url("/final.xml")
     assert result.permanent_url == (loopback.url("/final.xml") if permanent else None)
     assert [r.path for r in loopback.requests] == hops
 
 
-def test_relative_location_is_resolved_against_the_redirecting_url(loopback, session):
+def test_relative_location_is_resolved_against_the_redirecting_url(loopback, client):
     loopback.add_feed("/new/feed.xml", FEED)
     loopback.add_status("/old/feed.xml", 301, {"Location": "../new/feed.xml"})
 
-    result = fetched(loopback.url("/old/feed.xml"), session)
+    result = fetched(loopback.url("/old/feed.xml"), client)
 
     assert result.permanent_url == loopback.url("/new/feed.xml")
 
 
-def test_redirect_loop_is_named(loopback, session):
+def test_redirect_loop_is_named(loopback, client):
     loopback.add_redirect("/a", "/b", 302)
     loopback.add_redirect("/b", "/a", 302)
 
-    error = failure(loopback.url("/a"), session)
+    error = failure(loopback.url("/a"), client)
 
     assert str(error).startswith("redirect loop: ")
     assert str(error).endswith(
@@ -191,24 +192,24 @@ def test_redirect_loop_is_named(loopback, session):
 
 
 @pytest.mark.parametrize(("hops", "allowed"), [(5, True), (6, False)])
-def test_at_most_max_redirects_are_followed(loopback, session, hops, allowed):
+def test_at_most_max_redirects_are_followed(loopback, client, hops, allowed):
     loopback.add_feed(f"/r{hops}", FEED)
     for i in range(hops):
         loopback.add_redirect(f"/r{i}", f"/r{i + 1}", 301)
 
     if allowed:
-        assert fetched(loopback.url("/r0"), session).url == loopback.url(f"/r{hops}")
+        assert fetched(loopback.url("/r0"), client).url == loopback.url(f"/r{hops}")
     else:
-        assert str(failure(loopback.url("/r0"), session)).startswith(
+        assert str(failure(loopback.url("/r0"), client)).startswith(
             "too many redirects (more than 5): "
         )
         assert len(loopback.requests) == 6  # the 7th URL was never asked for
 
 
-def test_redirect_to_a_non_http_url_is_refused(loopback, session):
+def test_redirect_to_a_non_http_url_is_refused(loopback, client):
     loopback.add_redirect("/feed.xml", "file:///etc/passwd", 301)
 
-    error = failure(loopback.url("/feed.xml"), session)
+    error = failure(loopback.url("/feed.xml"), client)
 
     assert (
         str(error)
@@ -252,10 +253,10 @@ DATE = "Sun, 06 Nov 1994 08:49:37 GMT"
         ),
     ],
 )
-def test_error_statuses(loopback, session, status, headers, kind, message, retry_after):
+def test_error_statuses(loopback, client, status, headers, kind, message, retry_after):
     loopback.add_status("/feed.xml", status, headers, b"<html>error page</html>")
 
-    error = failure(loopback.url("/feed.xml"), session)
+    error = failure(loopback.url("/feed.xml"), client)
 
     assert type(error) is kind
     assert (str(error), error.status, error.retry_after) == (message, status, retry_after)
@@ -336,12 +337,12 @@ def silent_before_headers(loopback: LoopbackServer):
      (silent_before_headers, 1.0)],
 )
 def test_whole_response_must_arrive_within_read_timeout(
-    loopback, session, make_handler, read_timeout
+    loopback, client, make_handler, read_timeout
 ):
     loopback.add_handler("/slow", make_handler(loopback))
 
     started = time.monotonic()
-    error = failure(loopback.url("/slow"), session, read_timeout=read_timeout)
+    error = failure(loopback.url("/slow"), client, read_timeout=read_timeout)
     elapsed = time.monotonic() - started
 
     assert str(error).startswith(f"read timed out after {read_timeout:g} s: 127.0.0.1:")
@@ -351,7 +352,7 @@ def test_whole_response_must_arrive_within_read_timeout(
 @pytest.mark.skipif(
     sys.platform != "linux", reason="relies on Linux dropping SYNs to a full backlog"
 )
-def test_connect_timeout_is_reported_as_such(session):
+def test_connect_timeout_is_reported_as_such(client):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(0)
@@ -362,7 +363,7 @@ def test_connect_timeout_is_reported_as_such(session):
                 filler.setblocking(False)
                 filler.connect_ex(("127.0.0.1", port))
             time.sleep(0.05)
-            error = failure(f"http://127.0.0.1:{port}/feed.xml", session, connect_timeout=0.5)
+            error = failure(f"http://127.0.0.1:{port}/feed.xml", client, connect_timeout=0.5)
         finally:
             for filler in fillers:
                 filler.close()
@@ -392,14 +393,14 @@ def zero_bombs() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip"])
 def test_compression_bomb_is_stopped_at_the_cap_without_inflating_it(
-    loopback, session, zero_bombs, encoding
+    loopback, client, zero_bombs, encoding
 ):
     bomb = zero_bombs[encoding]
     loopback.add_handler("/bomb", lambda h: h.respond(200, bomb, {"Content-Encoding": encoding}))
 
     tracemalloc.start()
     try:
-        error = failure(loopback.url("/bomb"), session, max_body_bytes=MiB)
+        error = failure(loopback.url("/bomb"), client, max_body_bytes=MiB)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -421,23 +422,23 @@ def close_delimited(body: bytes):
 
 
 @pytest.mark.parametrize("declared", [True, False])
-def test_plain_body_over_the_cap_is_refused(loopback, session, declared):
+def test_plain_body_over_the_cap_is_refused(loopback, client, declared):
     body = b"x" * (MiB + 1)
     if declared:
         loopback.add_status("/big", 200, {"Content-Type": "application/xml"}, body)
     else:
         loopback.add_handler("/big", close_delimited(body))
 
-    error = failure(loopback.url("/big"), session, max_body_bytes=MiB)
+    error = failure(loopback.url("/big"), client, max_body_bytes=MiB)
 
     assert str(error).startswith("response body larger than 1 MiB")
 
 
-def test_body_exactly_at_the_cap_is_accepted(loopback, session):
+def test_body_exactly_at_the_cap_is_accepted(loopback, client):
     loopback.add_handler("/big", close_delimited(b"x" * MiB))
 
     result = fetch(
-        loopback.url("/big"), None, dataclasses.replace(SETTINGS, max_body_bytes=MiB), session
+        loopback.url("/big"), None, dataclasses.replace(SETTINGS, max_body_bytes=MiB), client
     )
 
     assert isinstance(result, FetchResult) and len(result.content) == MiB
@@ -478,41 +479,41 @@ def bad_gzip(h: LoopbackHandler) -> None:
         (bad_gzip, "{host} sent a body that does not match its Content-Encoding"),
     ],
 )
-def test_broken_responses(loopback, session, handler, message):
+def test_broken_responses(loopback, client, handler, message):
     loopback.add_handler("/feed.xml", handler)
 
-    error = failure(loopback.url("/feed.xml"), session)
+    error = failure(loopback.url("/feed.xml"), client)
 
     assert str(error) == message.format(host=f"127.0.0.1:{loopback.port}")
     assert error.status is None
 
 
-def test_connection_refused(session):
+def test_connection_refused(client):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # closed again before the fetch: nothing listens
 
-    error = failure(f"http://127.0.0.1:{port}/feed.xml", session)
+    error = failure(f"http://127.0.0.1:{port}/feed.xml", client)
 
     assert str(error) == f"connection refused by 127.0.0.1:{port}"
-    assert isinstance(error.__cause__, requests.ConnectionError)
+    assert isinstance(error.__cause__, urllib3.exceptions.NewConnectionError)
 
 
-def test_dns_failure_names_the_host(session):
+def test_dns_failure_names_the_host(client):
     # .invalid never resolves (RFC 6761 §6.4).
-    error = failure("http://feeds.example.invalid/rss", session)
+    error = failure("http://feeds.example.invalid/rss", client)
 
     assert str(error).startswith("DNS lookup failed for feeds.example.invalid: ")
 
 
-def test_invalid_url(session):
-    assert str(failure("http://", session)).startswith("invalid URL 'http://': ")
+def test_invalid_url(client):
+    assert str(failure("http://", client)).startswith("invalid URL 'http://': ")
 
 
-def test_tls_to_a_plain_http_server_fails_the_handshake(loopback, session):
+def test_tls_to_a_plain_http_server_fails_the_handshake(loopback, client):
     https_url = loopback.url("/feed.xml").replace("http://", "https://")
 
-    error = failure(https_url, session)
+    error = failure(https_url, client)
 
     assert str(error).startswith(f"TLS handshake with 127.0.0.1:{loopback.port} failed: ")
 
@@ -559,8 +560,8 @@ def https_loopback(self_signed) -> Iterator[LoopbackServer]:
         yield server
 
 
-def test_untrusted_certificate_is_reported(https_loopback, session):
-    error = failure(https_loopback.url("/feed.xml"), session)
+def test_untrusted_certificate_is_reported(https_loopback, client):
+    error = failure(https_loopback.url("/feed.xml"), client)
 
     assert str(error) == (
         f"TLS certificate of 127.0.0.1:{https_loopback.port} not accepted: self-signed certificate"
@@ -568,25 +569,24 @@ def test_untrusted_certificate_is_reported(https_loopback, session):
 
 
 def test_https_with_a_trusted_certificate(https_loopback, self_signed, monkeypatch):
-    # How an operator trusts a private CA: the variable is set when syndicate starts, and
-    # read once, when a fetch thread makes its session.
+    # How an operator trusts a private CA (the variable requests reads, kept for them): it
+    # is set when syndicate starts, and read once, when the fetch client is made.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(self_signed[0]))
 
-    with new_session(SETTINGS) as session:
-        assert session.trust_env is False  # no proxy variable: no lookup per request
-        assert fetched(https_loopback.url("/feed.xml"), session).content == FEED
+    with HttpClient() as client:
+        assert fetched(https_loopback.url("/feed.xml"), client).content == FEED
 
 
 # --- local files ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("as_url", [False, True])
-def test_local_file_is_read(tmp_path, session, as_url):
+def test_local_file_is_read(tmp_path, client, as_url):
     path = tmp_path / "feed.xml"
     path.write_bytes(FEED)
     url = path.as_uri() if as_url else str(path)
 
-    result = fetched(url, session)
+    result = fetched(url, client)
 
     assert (result.url, result.status, result.content) == (url, 200, FEED)
     assert (result.etag, result.last_modified, result.content_type) == (
@@ -596,11 +596,11 @@ def test_local_file_is_read(tmp_path, session, as_url):
     )
 
 
-def test_local_file_with_the_stored_hash_is_not_modified(tmp_path, session):
+def test_local_file_with_the_stored_hash_is_not_modified(tmp_path, client):
     path = tmp_path / "feed.xml"
     path.write_bytes(FEED)
 
-    result = fetch(str(path), FetchState("s", content_hash=body_hash(FEED)), SETTINGS, session)
+    result = fetch(str(path), FetchState("s", content_hash=body_hash(FEED)), SETTINGS, client)
 
     assert result == NotModified(url=str(path), etag=None, last_modified=None, body_unchanged=True)
 
@@ -613,11 +613,11 @@ def test_local_file_with_the_stored_hash_is_not_modified(tmp_path, session):
         ("big.xml", "local file {path} is larger than 1 KiB (max_body_bytes)"),
     ],
 )
-def test_local_file_problems_name_the_path(tmp_path, session, name, message):
+def test_local_file_problems_name_the_path(tmp_path, client, name, message):
     (tmp_path / "big.xml").write_bytes(b"x" * 1025)
     path = tmp_path / name
 
-    error = failure(str(path), session, max_body_bytes=1024)
+    error = failure(str(path), client, max_body_bytes=1024)
 
     assert str(error) == message.format(path=path)
 
@@ -639,34 +639,69 @@ def test_local_file_problems_name_the_path(tmp_path, session, name, message):
         ),
     ],
 )
-def test_unusable_urls(session, url, message):
-    assert str(failure(url, session)) == message
+def test_unusable_urls(client, url, message):
+    assert str(failure(url, client)) == message
 
 
 def test_netrc_passwords_are_never_sent_to_feed_hosts(
-        loopback: LoopbackServer, session: requests.Session, tmp_path: Path,
+        loopback: LoopbackServer, client: HttpClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login operator password secret\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))  # where requests would look
     loopback.add_feed("/feed.xml", FEED)
-    fetch(loopback.url("/feed.xml"), None, SETTINGS, session)
+    fetch(loopback.url("/feed.xml"), None, SETTINGS, client)
     assert "authorization" not in loopback.requests[-1].headers
-    # and without our session's guard, requests would have sent them:
+    # and requests (which fetch no longer uses) would have: the netrc above is a live one.
     plain = requests.get(loopback.url("/feed.xml"), timeout=5)
     assert plain.request.headers.get("Authorization", "").startswith("Basic ")
 
 
 def test_a_proxy_in_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch,
                                                   loopback: LoopbackServer) -> None:
-    """requests' per-request look-up of the environment stays on when a proxy is set: here a
-    proxy that does not exist, so the fetch fails through it rather than going direct."""
+    """A proxy named in the environment is used: here one that does not exist, so the fetch
+    fails through it rather than going direct."""
     loopback.add_feed("/feed.xml", FEED)
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # discard: nothing listens
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    with new_session(SETTINGS) as session:
-        assert session.trust_env is True
+    with HttpClient() as client:
+        assert client.proxies == {"http": "http://127.0.0.1:9"}
         with pytest.raises(FetchError):
-            fetch(loopback.url("/feed.xml"), None, SETTINGS, session)
+            fetch(loopback.url("/feed.xml"), None, SETTINGS, client)
+
+
+def test_no_proxy_hosts_are_fetched_directly(monkeypatch: pytest.MonkeyPatch,
+                                             loopback: LoopbackServer) -> None:
+    loopback.add_feed("/feed.xml", FEED)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # discard: nothing listens
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with HttpClient() as client:
+        assert fetched(loopback.url("/feed.xml"), client).content == FEED
+
+
+def test_one_connection_serves_a_host_s_fetches_whatever_they_answer(
+        loopback: LoopbackServer, client: HttpClient) -> None:
+    """Keep-alive: a 200 read to its end, a 304 and a redirect all leave the connection
+    usable for the next fetch of the host."""
+    loopback.add_feed("/feed.xml", FEED)
+    loopback.add_redirect("/old.xml", "/feed.xml", status=302)
+    first = fetched(loopback.url("/feed.xml"), client)
+    state = FetchState("s", etag=first.etag, last_modified=first.last_modified)
+    for _ in range(3):
+        assert isinstance(fetch(loopback.url("/feed.xml"), state, SETTINGS, client), NotModified)
+    assert fetched(loopback.url("/old.xml"), client).content == FEED
+    assert len(loopback.requests) == 6
+    assert loopback.connections_accepted == 1
+
+
+def test_an_unread_error_body_closes_its_connection(
+        loopback: LoopbackServer, client: HttpClient) -> None:
+    """A body left unread (an error page, here) could be any size: the connection is closed
+    rather than drained, and the next fetch opens another."""
+    loopback.add_status("/gone.xml", 404, body=b"x" * 100_000)
+    loopback.add_feed("/feed.xml", FEED)
+    failure(loopback.url("/gone.xml"), client)
+    assert fetched(loopback.url("/feed.xml"), client).content == FEED
+    assert loopback.connections_accepted == 2

@@ -1,6 +1,6 @@
 """Retrieve one source's feed body over HTTP(S) or from a local file, within hard limits.
 
-``fetch(url, state, settings, session)`` returns a ``FetchResult`` (a body to parse) or a
+``fetch(url, state, settings, client)`` returns a ``FetchResult`` (a body to parse) or a
 ``NotModified`` value, and raises only ``FetchError`` and its subclasses. The rules it follows:
 
 - Conditional GET (RFC 9110 §13.1): If-None-Match from the stored ETag and If-Modified-Since
@@ -8,12 +8,12 @@
   stored validators the server did not repeat (RFC 9111 §4.3.4). A 200 whose body hashes to
   the stored ``content_hash`` is also ``NotModified`` (``body_unchanged=True``), so servers
   without validators do not cost a re-parse.
-- Redirects are followed here, not by requests: to see the whole chain, and because requests
-  reads each redirect's body in full (unbounded) while we just drop the connection. At most
+- Redirects are followed here, not by urllib3: to see the whole chain, and to drop a
+  redirect's connection rather than read its body (which could be any size). At most
   ``max_redirects``, a loop is named as one, and ``permanent_url`` is set only when every hop
   was permanent (301/308); one 302/307 makes the move temporary (RFC 9110 §15.4).
 - Limits: ``connect_timeout`` per connection, and ``read_timeout`` as a wall-clock deadline for
-  the whole exchange, redirects, headers and body included. requests' own read timeout bounds
+  the whole exchange, redirects, headers and body included. urllib3's read timeout bounds
   each socket read only, so a server trickling a byte a second would never trip it; a timer
   shuts the socket down at the deadline, which wakes any blocked read. ``max_body_bytes`` caps
   the *decoded* body: it is counted as it streams and the transfer is dropped as soon as the cap
@@ -33,7 +33,6 @@ import hashlib
 import heapq
 import http.client
 import mimetypes
-import os
 import socket
 import ssl
 import threading
@@ -47,10 +46,12 @@ from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
-import requests
+import urllib3
 import urllib3.exceptions
+from urllib3.util import Timeout
 
 from syndicate.errors import FetchError, GoneError, HTTPStatusError, causes
+from syndicate.ingest.client import HttpClient
 from syndicate.ingest.pacing import parse_http_date, parse_retry_after
 from syndicate.types import FetchResult, FetchState, NotModified
 
@@ -65,9 +66,9 @@ FEED_ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate"
 
 _CHUNK_BYTES = 64 * 1024  # largest decoded piece held at once beyond the body itself
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _IO_ERRORS = (
-    requests.RequestException,
     urllib3.exceptions.HTTPError,
     http.client.HTTPException,
     OSError,
@@ -83,32 +84,6 @@ class FetchSettings:
     max_redirects: int = 5
 
 
-def new_session(settings: FetchSettings) -> requests.Session:
-    """A pooled session (keep-alive per host) that announces itself and prefers feed types."""
-    session = requests.Session()
-    session.headers.update(_base_headers(settings))
-    session.max_redirects = settings.max_redirects
-    session.auth = _NoCredentials()
-    # requests reads proxies and the CA bundle from the environment before every request,
-    # scanning all of os.environ twice: a third of a 304 exchange's cost. The bundle is read
-    # here once instead; proxies are left to requests only when some are configured.
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = any(name.lower().endswith("_proxy") for name in os.environ)
-    return session
-
-
-class _NoCredentials(requests.auth.AuthBase):
-    """Send no credentials. Without an auth of its own a session looks in ~/.netrc before
-    every request: a file read per fetch (15% of a 304's cost), and an operator's netrc
-    passwords have no business going to the feeds' hosts. Proxies from the environment are
-    still honoured."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
 def body_hash(content: bytes) -> str:
     """The hash stored as ``FetchState.content_hash`` for a body (hex SHA-256)."""
     return hashlib.sha256(content).hexdigest()
@@ -118,11 +93,11 @@ def fetch(
     url: str,
     state: FetchState | None,
     settings: FetchSettings,
-    session: requests.Session,
+    client: HttpClient,
 ) -> FetchResult | NotModified:
     """Retrieve ``url`` (http(s), an absolute path or a file: URL); see the module docstring."""
     if url.startswith(("http://", "https://")):
-        return _fetch_http(url, state, settings, session)
+        return _fetch_http(url, state, settings, client)
     return _fetch_local(url, state, settings)
 
 
@@ -185,7 +160,7 @@ class _Deadline:
     def remaining(self) -> float:
         return max(0.0, self.ends_at - time.monotonic())
 
-    def watch(self, response: requests.Response) -> None:
+    def watch(self, response: urllib3.BaseHTTPResponse) -> None:
         """Make ``response``'s connection the one shut down when time runs out."""
         sock = _socket_of(response)
         with self._lock:
@@ -242,14 +217,14 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    connection = getattr(response.raw, "connection", None)  # urllib3's HTTPResponse.connection
+def _socket_of(response: urllib3.BaseHTTPResponse) -> socket.socket | None:
+    connection = getattr(response, "connection", None)  # urllib3's HTTPResponse.connection
     sock = getattr(connection, "sock", None)
     if not isinstance(sock, socket.socket):
         # A response that ends with the connection (no Content-Length, "Connection: close"):
         # http.client hands the socket over to the response and forgets it on the connection,
         # so it is only reachable through the response's file object.
-        file = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        file = getattr(getattr(response, "_fp", None), "fp", None)
         sock = getattr(getattr(file, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
 
@@ -262,24 +237,43 @@ def _shut_down(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+class _Response:
+    """A urllib3 response and the URL that answered (urllib3's own ``url`` is only a path)."""
+
+    __slots__ = ("raw", "url", "status", "headers")
+
+    def __init__(self, raw: urllib3.HTTPResponse, url: str) -> None:
+        self.raw, self.url, self.status, self.headers = raw, url, raw.status, raw.headers
+
+    def release(self) -> None:
+        """Give the connection back to its pool when the body was read to its end (a 304's
+        empty one included), for the next feed of the host; otherwise close it: what is left
+        unread could be any size."""
+        raw = self.raw
+        if not raw.isclosed():
+            if raw.length_remaining == 0:
+                raw.drain_conn()
+            else:
+                raw.close()
+        raw.release_conn()
+
+
 def _fetch_http(
-    url: str, state: FetchState | None, settings: FetchSettings, session: requests.Session
+    url: str, state: FetchState | None, settings: FetchSettings, client: HttpClient
 ) -> FetchResult | NotModified:
     headers = _base_headers(settings) | _conditional_headers(state)
     with _Deadline(settings.read_timeout) as deadline:
-        response, redirects = _follow_redirects(url, headers, settings, session, deadline)
-        with response:
+        response, redirects = _follow_redirects(url, headers, settings, client, deadline)
+        try:
             permanent_url = _permanent_url(response.url, redirects)
-            status = response.status_code
-            if status == HTTPStatus.NOT_MODIFIED:
-                # A 304 has no body: once it is read (nothing), closing the response returns
-                # its connection to the pool, for the next feed of the same host.
+            if response.status == HTTPStatus.NOT_MODIFIED:
                 deadline.finish()  # from here on the connection may serve another fetch
-                _ = response.content
                 return _not_modified(response, state, permanent_url)
-            if not 200 <= status < 300:
+            if not 200 <= response.status < 300:
                 raise _status_error(response)
             content = _read_body(response, settings, deadline)
+        finally:
+            response.release()
     return _result(response, content, state, permanent_url)
 
 
@@ -287,19 +281,19 @@ def _follow_redirects(
     url: str,
     headers: Mapping[str, str],
     settings: FetchSettings,
-    session: requests.Session,
+    client: HttpClient,
     deadline: _Deadline,
-) -> tuple[requests.Response, list[int]]:
+) -> tuple[_Response, list[int]]:
     """GET ``url`` and each Location after it; the final response (unread) and the hops' codes."""
     chain = [url]
     statuses: list[int] = []
     while True:
-        response = _get(chain[-1], headers, settings, session, deadline)
-        target = session.get_redirect_target(response)
+        response = _get(chain[-1], headers, settings, client, deadline)
+        target = _redirect_target(response)
         if target is None:
             return response, statuses
-        response.close()  # never read a redirect's body: it could be as large as any other
-        statuses.append(response.status_code)
+        response.release()  # never read a redirect's body: it could be as large as any other
+        statuses.append(response.status)
         chain.append(_redirect_url(chain[-1], target))
         if chain[-1] in chain[:-1]:
             raise FetchError("redirect loop: " + " -> ".join(chain))
@@ -309,9 +303,26 @@ def _follow_redirects(
             )
 
 
+def _redirect_target(response: _Response) -> str | None:
+    """Location of a redirect (RFC 9110 §15.4), else None (a 3xx without one is an error)."""
+    location = response.headers.get("Location")
+    if response.status not in _REDIRECTS or location is None:
+        return None
+    # http.client decodes header bytes as Latin-1; a server that sends a raw non-ASCII URL
+    # sends it in UTF-8 far more often (browsers and requests read it so too).
+    try:
+        return location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return location
+
+
 def _redirect_url(current: str, location: str) -> str:
-    # Location may be relative to the URL that answered (RFC 9110 §10.2.2).
-    target = requests.utils.requote_uri(urljoin(current, location))
+    # Location may be relative to the URL that answered (RFC 9110 §10.2.2), and may carry
+    # characters a request line cannot: quoted as requests quotes them (imported only here,
+    # on the rare redirect).
+    from requests.utils import requote_uri
+
+    target = requote_uri(urljoin(current, location))
     if not target.startswith(("http://", "https://")):
         raise FetchError(f"redirect from {current} to a non-HTTP URL: {target}")
     return target
@@ -321,26 +332,24 @@ def _get(
     url: str,
     headers: Mapping[str, str],
     settings: FetchSettings,
-    session: requests.Session,
+    client: HttpClient,
     deadline: _Deadline,
-) -> requests.Response:
+) -> _Response:
     """One GET without following redirects; headers read, body left on the wire."""
     remaining = deadline.remaining()
     if remaining <= 0:
         raise _read_timeout(url, settings)
     connect_timeout = min(settings.connect_timeout, remaining)
     try:
-        response = session.get(
-            url,
-            headers=headers,
-            allow_redirects=False,
-            stream=True,
-            timeout=(connect_timeout, remaining),
-        )
+        raw = client.pool_for(url).urlopen(
+            "GET", url, headers=headers, redirect=False, retries=False,
+            preload_content=False, decode_content=True,
+            timeout=Timeout(connect=connect_timeout, read=remaining))
     except _IO_ERRORS as e:
         raise _describe_failure(e, url, settings, deadline, connect_timeout) from e
-    deadline.watch(response)
-    return response
+    assert isinstance(raw, urllib3.HTTPResponse)  # what urlopen gives without preloading
+    deadline.watch(raw)
+    return _Response(raw, url)
 
 
 def _permanent_url(final_url: str, redirects: list[int]) -> str | None:
@@ -350,12 +359,12 @@ def _permanent_url(final_url: str, redirects: list[int]) -> str | None:
     return None
 
 
-def _response_headers(response: requests.Response) -> dict[str, str]:
-    return {name.lower(): value for name, value in response.headers.items()}
+def _response_headers(response: _Response) -> dict[str, str]:
+    return {name.lower(): value for name, value in response.headers.itermerged()}
 
 
 def _not_modified(
-    response: requests.Response, state: FetchState | None, permanent_url: str | None
+    response: _Response, state: FetchState | None, permanent_url: str | None
 ) -> NotModified:
     # A 304 should repeat the validators, but when it does not, the stored ones still describe
     # the stored representation (RFC 9111 §4.3.4).
@@ -370,7 +379,7 @@ def _not_modified(
 
 
 def _result(
-    response: requests.Response,
+    response: _Response,
     content: bytes,
     state: FetchState | None,
     permanent_url: str | None,
@@ -389,7 +398,7 @@ def _result(
         )
     return FetchResult(
         url=response.url,
-        status=response.status_code,
+        status=response.status,
         content=content,
         content_type=response.headers.get("Content-Type"),
         etag=etag,
@@ -399,14 +408,14 @@ def _result(
     )
 
 
-def _read_body(response: requests.Response, settings: FetchSettings, deadline: _Deadline) -> bytes:
+def _read_body(response: _Response, settings: FetchSettings, deadline: _Deadline) -> bytes:
     """The decoded body, streamed under the size cap and the deadline."""
     cap = settings.max_body_bytes
     if _declared_identity_length(response) > cap:
         raise _too_large(cap)  # no need to read what the server says will not fit
     body = bytearray()
     try:
-        for chunk in response.iter_content(_CHUNK_BYTES):
+        for chunk in response.raw.stream(_CHUNK_BYTES, decode_content=True):
             body += chunk
             if len(body) > cap:
                 raise _too_large(cap)
@@ -417,7 +426,7 @@ def _read_body(response: requests.Response, settings: FetchSettings, deadline: _
     return bytes(body)
 
 
-def _declared_identity_length(response: requests.Response) -> int:
+def _declared_identity_length(response: _Response) -> int:
     """Content-Length when it is the decoded size too (no Content-Encoding), else 0."""
     if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         return 0
@@ -441,8 +450,8 @@ def _format_size(size: int) -> str:
 # --- HTTP errors ------------------------------------------------------------------------------
 
 
-def _status_error(response: requests.Response) -> HTTPStatusError:
-    status = response.status_code
+def _status_error(response: _Response) -> HTTPStatusError:
+    status = response.status
     if status == HTTPStatus.GONE:
         return GoneError("HTTP 410 Gone: the feed was removed; polling stops", status=status)
     retry_after = parse_retry_after(response.headers.get("Retry-After"), _server_now(response))
@@ -454,14 +463,14 @@ def _status_error(response: requests.Response) -> HTTPStatusError:
     return HTTPStatusError(message, status=status, retry_after=retry_after)
 
 
-def _reason(response: requests.Response) -> str:
+def _reason(response: _Response) -> str:
     try:
-        return HTTPStatus(response.status_code).phrase
+        return HTTPStatus(response.status).phrase
     except ValueError:
-        return response.reason or ""
+        return response.raw.reason or ""
 
 
-def _server_now(response: requests.Response) -> datetime:
+def _server_now(response: _Response) -> datetime:
     """The response's Date, else our clock: Retry-After dates are the server's clock."""
     return parse_http_date(response.headers.get("Date", "")) or datetime.now(UTC)
 
@@ -480,37 +489,37 @@ def _describe_failure(
     deadline: _Deadline,
     connect_timeout: float | None = None,
 ) -> FetchError:
-    """One operator-readable FetchError for a requests/urllib3/socket failure."""
+    """One operator-readable FetchError for a urllib3/socket failure."""
     where = _host_port(url)
     found_causes = list(causes(error))
 
     def found(*kinds: type[BaseException]) -> BaseException | None:
         return next((c for c in found_causes if isinstance(c, kinds)), None)
 
-    if deadline.expired or found(requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+    if deadline.expired or found(urllib3.exceptions.ReadTimeoutError):
         return _read_timeout(url, settings)
     if resolution := found(urllib3.exceptions.NameResolutionError, socket.gaierror):
         reason = next((c for c in found_causes if isinstance(c, socket.gaierror)), resolution)
         return FetchError(f"DNS lookup failed for {urlsplit(url).hostname}: {_strerror(reason)}")
     if found(ConnectionRefusedError):
         return FetchError(f"connection refused by {where}")
-    if isinstance(error, requests.ConnectTimeout):
+    if found(urllib3.exceptions.ConnectTimeoutError):
         seconds = connect_timeout if connect_timeout is not None else settings.connect_timeout
         return FetchError(f"connect to {where} timed out after {seconds:g} s")
     if certificate := found(ssl.SSLCertVerificationError):
         detail = getattr(certificate, "verify_message", None) or _strerror(certificate)
         return FetchError(f"TLS certificate of {where} not accepted: {detail}")
-    if tls := found(ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError):
+    if tls := found(ssl.SSLError, urllib3.exceptions.SSLError):
         return FetchError(f"TLS handshake with {where} failed: {_strerror(tls)}")
     if found(http.client.RemoteDisconnected):  # a ConnectionResetError too: test it first
         return FetchError(f"{where} closed the connection without answering")
     if found(ConnectionResetError):
         return FetchError(f"connection reset by {where}")
-    if found(http.client.IncompleteRead, requests.exceptions.ChunkedEncodingError):
+    if found(http.client.IncompleteRead, urllib3.exceptions.IncompleteRead):
         return FetchError(f"{where} closed the connection before the whole body was sent")
-    if found(requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
+    if found(urllib3.exceptions.DecodeError):
         return FetchError(f"{where} sent a body that does not match its Content-Encoding")
-    if found(requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema):
+    if found(urllib3.exceptions.LocationValueError, urllib3.exceptions.URLSchemeUnknown):
         return FetchError(f"invalid URL {url!r}: {error}")
     return FetchError(f"request to {where} failed: {error}")
 

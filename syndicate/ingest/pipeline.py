@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
-
 from ..errors import GoneError, SourceError, StoreError, causes
 from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
@@ -43,6 +41,7 @@ from ..types import (
     SourceInfo,
 )
 from . import pacing
+from .client import HttpClient
 from .fetch import FetchSettings, body_hash, fetch
 from .placing import apply_entries
 
@@ -99,7 +98,7 @@ class PendingWrite:
 
 
 def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSettings,
-                   session: requests.Session, all_sources: Iterable[SourceConfig],
+                   client: HttpClient, all_sources: Iterable[SourceConfig],
                    now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE,
                    state: FetchState | None = None,
                    normalizer: Normalizer = normalize_inline) -> PendingWrite:
@@ -115,7 +114,7 @@ def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSetting
                             host_wait_until)
 
     try:
-        result = fetch(url, state, settings, session)
+        result = fetch(url, state, settings, client)
         redirect = _follow_redirect(source, state, result.permanent_url)
         if isinstance(result, NotModified):
             return pending(lambda tx: _write_not_modified(source, result, redirect, tx, now))
