@@ -3,6 +3,7 @@ the writer thread that stores updates in groups. Real processes, a real SQLite f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from syndicate.errors import ParseError
 from syndicate.ingest.pipeline import (
@@ -21,7 +23,7 @@ from syndicate.ingest.reading import normalize_feed
 from syndicate.ingest.workers import NormalizerPool
 from syndicate.ingest.writer import Writer
 from syndicate.publish import select_stories
-from syndicate.store import Store, UpdateTransaction
+from syndicate.store import NotModifiedUpdate, RedirectUpdate, Store, UpdateTransaction
 from syndicate.types import SourceConfig
 from tests.loopback import LoopbackServer
 from tests.test_pipeline import make_config, rss, run
@@ -130,6 +132,42 @@ def test_a_failing_source_in_a_group_is_rolled_back_alone(store: Store) -> None:
     assert crashed.etag is None  # its half-done write is gone
     assert crashed.error_count == 1
     assert "RuntimeError: bug in the middle of a write" in (crashed.last_error or "")
+
+
+def _unchanged(source_id: str, next_fetch_at: object = NOW) -> PendingWrite:
+    """A plain 304, as prepare_update makes it: its write, and its row for the batch."""
+    update = NotModifiedUpdate(source_id, f'"{source_id}"', None, 304,
+                               next_fetch_at, RedirectUpdate(None, 0, None))  # type: ignore[arg-type]
+
+    def write(tx: UpdateTransaction) -> UpdateOutcome:
+        tx.record_not_modified(source_id, etag=update.etag, last_modified=None, status=304,
+                               next_fetch_at=update.next_fetch_at, redirect=update.redirect)
+        return UpdateOutcome(source_id, "not_modified")
+    return dataclasses.replace(_pending(source_id, write), not_modified=update)
+
+
+def test_plain_not_modified_updates_are_written_in_one_statement(store: Store) -> None:
+    store.sync_sources([_source(s) for s in "abcd"], NOW)
+    statements: list[str] = []
+    sa_event.listen(store.write_engine, "before_cursor_execute",
+                    lambda conn, cursor, sql, *rest: statements.append(sql))
+    group = [_unchanged("a"), _pending("b", _record_ok("b")), _unchanged("c"), _unchanged("d")]
+    outcomes = write_updates(store, group)
+    assert [(o.source_id, o.status) for o in outcomes] == [
+        ("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified"),
+        ("d", "not_modified")]
+    assert [store.fetch_state(s).etag for s in "abcd"] == ['"a"', '"b"', '"c"', '"d"']
+    updates = [sql for sql in statements if sql.startswith("UPDATE sources")]
+    assert len(updates) == 2  # a, c and d in one executemany; b on its own
+
+
+def test_when_the_batch_fails_each_not_modified_is_written_alone(store: Store) -> None:
+    store.sync_sources([_source(s) for s in ("a", "bad", "c")], NOW)
+    group = [_unchanged("a"), _unchanged("bad", next_fetch_at="not a date"), _unchanged("c")]
+    outcomes = write_updates(store, group)
+    assert [o.status for o in outcomes] == ["not_modified", "failed", "not_modified"]
+    assert (store.fetch_state("a").etag, store.fetch_state("c").etag) == ('"a"', '"c"')
+    assert store.fetch_state("bad").error_count == 1
 
 
 def test_the_writer_groups_what_queues_up_into_one_transaction(store: Store) -> None:

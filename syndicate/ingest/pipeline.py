@@ -10,8 +10,9 @@
    process (``ingest.workers``) while this thread fetches the next source.
 
 and returns a ``PendingWrite``: what the update has left to write. ``write_updates`` writes
-several of them in one store transaction (``ingest.writer`` groups those that queue up), each
-in a savepoint: for every entry it looks up what ``dedupe.decide`` needs (exact keys, then LSH
+several of them in one store transaction (``ingest.writer`` groups those that queue up): the
+plain not-modified ones (most of a re-poll) in one statement, each other one in a savepoint:
+for every entry it looks up what ``dedupe.decide`` needs (exact keys, then LSH
 candidates verified by ``dedupe.best_similar``), writes the entry under its story, rebuilds
 each touched story (``dedupe.build_story``) and records the source's new fetch state. A crash
 leaves every source of the group as it was, and the next fetch (which still holds the old
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..errors import GoneError, SourceError, StoreError, causes
-from ..store import RedirectUpdate, Store, UpdateTransaction, source_host
+from ..store import NotModifiedUpdate, RedirectUpdate, Store, UpdateTransaction, source_host
 from ..types import (
     DedupeConfig,
     FetchResult,
@@ -88,6 +89,8 @@ class PendingWrite:
     write: Callable[[UpdateTransaction], UpdateOutcome]
     entry_count: int = 0  # entries to place (a measure of the write's size)
     host_wait_until: datetime | None = None  # the host asked every client to wait (429/503)
+    # A plain not-modified, which ``write_updates`` writes with the group's others at once.
+    not_modified: NotModifiedUpdate | None = None
 
     def fail(self, tx: UpdateTransaction, error: Exception) -> UpdateOutcome:
         if not isinstance(error, SourceError):
@@ -109,15 +112,18 @@ def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSetting
     url = fetch_url(source, state)
 
     def pending(write: Callable[[UpdateTransaction], UpdateOutcome], entry_count: int = 0,
-                host_wait_until: datetime | None = None) -> PendingWrite:
+                host_wait_until: datetime | None = None,
+                not_modified: NotModifiedUpdate | None = None) -> PendingWrite:
         return PendingWrite(source, url, state.error_count, now, write, entry_count,
-                            host_wait_until)
+                            host_wait_until, not_modified)
 
     try:
         result = fetch(url, state, settings, client)
         redirect = _follow_redirect(source, state, result.permanent_url)
         if isinstance(result, NotModified):
-            return pending(lambda tx: _write_not_modified(source, result, redirect, tx, now))
+            update = _not_modified_update(source, result, redirect, now)
+            return pending(lambda tx: _write_not_modified(update, tx),
+                           not_modified=None if redirect.permanent_url else update)
         known = store.raw_digests(source.id) if state.last_success_at else {}
         feed = normalizer(result.content, result.url, result.content_type, source, known, now)
     except Exception as e:
@@ -133,10 +139,25 @@ def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSetting
 
 
 def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateOutcome]:
-    """Write source updates in one transaction, each in a savepoint of its own."""
-    outcomes = []
+    """Write source updates in one transaction: the plain not-modified ones in one statement,
+    each of the others in a savepoint of its own (the not-modified ones too, one by one, if
+    their statement fails)."""
+    outcomes: dict[int, UpdateOutcome] = {}
     with store.transaction(pending[0].now) as tx:
-        for update in pending:
+        unchanged = {i: update.not_modified for i, update in enumerate(pending)
+                     if update.not_modified is not None}
+        if len(unchanged) > 1:
+            try:
+                with tx.savepoint():
+                    tx.record_not_modified_many(list(unchanged.values()))
+                outcomes = {i: UpdateOutcome(update.source_id, "not_modified")
+                            for i, update in unchanged.items()}
+            except Exception:
+                if not tx.is_open():
+                    raise  # the group fails whole (below): nothing of it stands
+        for i, update in enumerate(pending):
+            if i in outcomes:
+                continue
             tx.now = update.now
             try:
                 with tx.savepoint():
@@ -151,23 +172,27 @@ def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateO
                     raise StoreError(f"the database rolled back the writes of "
                                      f"{len(pending)} sources: {first}") from e
                 outcome = update.fail(tx, e)
-            outcomes.append(outcome)
-    return outcomes
+            outcomes[i] = outcome
+    return [outcomes[i] for i in range(len(pending))]
 
 
 def _floor(source: SourceConfig) -> timedelta:
     return min(pacing.FLOOR, source.interval)
 
 
-def _write_not_modified(source: SourceConfig, result: NotModified, redirect: RedirectUpdate,
-                        tx: UpdateTransaction, now: datetime) -> UpdateOutcome:
-    tx.record_not_modified(
-        source.id, etag=result.etag, last_modified=result.last_modified,
-        status=200 if result.body_unchanged else 304, redirect=redirect,
-        next_fetch_at=pacing.next_fetch_after_success(
-            now, source.interval, headers=result.headers, floor=_floor(source)))
-    log.debug("source %s: not modified", source.id)  # the usual case: counted in summaries
-    return UpdateOutcome(source.id, "not_modified")
+def _not_modified_update(source: SourceConfig, result: NotModified, redirect: RedirectUpdate,
+                         now: datetime) -> NotModifiedUpdate:
+    return NotModifiedUpdate(
+        source.id, result.etag, result.last_modified, 200 if result.body_unchanged else 304,
+        pacing.next_fetch_after_success(now, source.interval, headers=result.headers,
+                                        floor=_floor(source)), redirect)
+
+
+def _write_not_modified(update: NotModifiedUpdate, tx: UpdateTransaction) -> UpdateOutcome:
+    tx.record_not_modified(update.source_id, etag=update.etag,
+                           last_modified=update.last_modified, status=update.status,
+                           next_fetch_at=update.next_fetch_at, redirect=update.redirect)
+    return UpdateOutcome(update.source_id, "not_modified")
 
 
 def _write_entries(source: SourceConfig, result: FetchResult, feed: NormalizedFeed,

@@ -2,6 +2,7 @@
 
 from .database import (
     SCHEDULER_HEARTBEAT,
+    NotModifiedUpdate,
     RedirectUpdate,
     SourceStatus,
     Store,
@@ -9,5 +10,5 @@ from .database import (
     source_host,
 )
 
-__all__ = ["SCHEDULER_HEARTBEAT", "RedirectUpdate", "SourceStatus", "Store", "UpdateTransaction",
-           "source_host"]
+__all__ = ["SCHEDULER_HEARTBEAT", "NotModifiedUpdate", "RedirectUpdate", "SourceStatus", "Store",
+           "UpdateTransaction", "source_host"]

@@ -86,6 +86,19 @@ class RedirectUpdate:
     permanent_url: str | None  # set when the move is confirmed by this fetch
 
 
+@dataclass(frozen=True)
+class NotModifiedUpdate:
+    """A fetch that found its feed unchanged and confirmed no permanent redirect: the fetch
+    state to record. A warm re-poll is mostly these, written many to a statement."""
+
+    source_id: str
+    etag: str | None
+    last_modified: str | None
+    status: int  # 304, or 200 when the body hashed as before
+    next_fetch_at: datetime
+    redirect: RedirectUpdate
+
+
 def _redirect_values(redirect: RedirectUpdate | None) -> dict[str, Any]:
     if redirect is None:
         return {}
@@ -558,10 +571,16 @@ class UpdateTransaction:
                 next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
                 error_count=0, last_error=None, **_redirect_values(redirect)))
             return
-        self.conn.execute(_NOT_MODIFIED, {  # the usual 304: one statement, compiled once
-            "source_id": source_id, "new_etag": etag, "new_last_modified": last_modified,
-            "new_status": status, "new_next_fetch_at": next_fetch_at, "new_now": self.now,
-            "new_redirect_target": redirect.target, "new_redirect_count": redirect.count})
+        self.record_not_modified_many([NotModifiedUpdate(
+            source_id, etag, last_modified, status, next_fetch_at, redirect)])
+
+    def record_not_modified_many(self, updates: Sequence[NotModifiedUpdate]) -> None:
+        """The usual 304s: one statement, compiled once, for all of them."""
+        self.conn.execute(_NOT_MODIFIED, [{
+            "source_id": u.source_id, "new_etag": u.etag, "new_last_modified": u.last_modified,
+            "new_status": u.status, "new_next_fetch_at": u.next_fetch_at, "new_now": self.now,
+            "new_redirect_target": u.redirect.target, "new_redirect_count": u.redirect.count}
+            for u in updates])
 
     def record_failure(self, source_id: str, *, message: str, status: int | None,
                        next_fetch_at: datetime) -> None:
