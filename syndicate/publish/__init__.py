@@ -29,8 +29,9 @@ from typing import Any
 from .. import __version__
 from ..store import Store
 from ..types import Config, FeedConfig, RenderedFeed, Story
-from .people import PAGE_CONTENT_TYPE, river_page
-from .render import ARCHIVE_FORMATS, CONTENT_TYPES, History, render
+
+# .render and .people (feedgen, lxml) are imported by the functions that render: a fetch in
+# which nothing changed never does.
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def render_archive(store: Store, config: Config, feed: FeedConfig, page: int,
                    fmt: str) -> tuple[bytes, datetime] | None:
     """Archive page ``page`` (1: the oldest stories) of a feed in ``fmt`` ("atom" or
     "rss") with its last change, or None when the feed has no such page (yet)."""
+    from .render import ARCHIVE_FORMATS, History, render
+
     if fmt not in ARCHIVE_FORMATS or page < 1:
         return None
     pages = store.archive_page_count(feed.id)
@@ -85,6 +88,9 @@ def render_archive(store: Store, config: Config, feed: FeedConfig, page: int,
 def publish_feeds(store: Store, config: Config, feeds: Iterable[FeedConfig],
                   now: datetime) -> list[str]:
     """Render the given feeds in every format; return the ids of those whose bytes changed."""
+    from .people import river_page
+    from .render import History, render
+
     changed = []
     for feed in feeds:
         stories = select_stories(store, config, feed)
@@ -118,6 +124,9 @@ def publish_fingerprint(config: Config, stories_version: int) -> str:
 
 
 def rendered_feed(feed_id: str, fmt: str, body: bytes, now: datetime) -> RenderedFeed:
+    from .people import PAGE_CONTENT_TYPE
+    from .render import CONTENT_TYPES
+
     # mtime=0 keeps the gzip bytes a pure function of the body.
     gzip_body = gzip.compress(body, compresslevel=6, mtime=0)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-
-import requests
+from typing import TYPE_CHECKING
 
 from ..types import ServiceConfig
-from .render import EXTENSIONS, feed_url
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ def notify_hub(service: ServiceConfig, feed_ids: Iterable[str],
     accepted (2xx)."""
     if not service.websub_hub:
         return []
+    import requests  # only with a hub configured: most runs never need it
+
+    from .render import EXTENSIONS, feed_url
+
     http = session or requests.Session()
     accepted = []
     for feed_id in feed_ids:
