@@ -72,7 +72,7 @@ def test_run_serves_the_bundled_feeds_and_stops_cleanly(tmp_path: Path,
         .replace("samples/", f"{samples}/")
         .replace("service:\n", f"service:\n  database: sqlite:///{tmp_path}/run.db\n", 1))
     process = subprocess.Popen(
-        [sys.executable, "-m", "syndicate.cli", "--config", str(config), "run",
+        [sys.executable, "-m", "syndicate", "--config", str(config), "run",
          "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -115,3 +115,20 @@ def test_fetch_exits_1_when_every_source_fails(tmp_path: Path) -> None:
     path.write_text(f"service:\n  database: sqlite:///{tmp_path}/s.db\n  connect_timeout: 1\n"
                     f"sources:\n  - id: down\n    url: http://127.0.0.1:{free_port()}/feed\n")
     assert main(["--config", str(path), "fetch"]) == 1
+
+
+def test_the_command_passes_the_exit_status_on(tmp_path: Path) -> None:
+    """``syndicate`` is ``syndicate.__main__``, which wraps ``cli.main`` in its collector
+    settings: a process of its own still ends with main's status and output."""
+    path = tmp_path / "down.yaml"
+    path.write_text(f"service:\n  database: sqlite:///{tmp_path}/s.db\n  connect_timeout: 1\n"
+                    f"sources:\n  - id: down\n    url: http://127.0.0.1:{free_port()}/feed\n")
+    command = [sys.executable, "-m", "syndicate", "--config", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    fetched = subprocess.run([*command, "fetch"], capture_output=True, env=env, timeout=60)
+    assert fetched.returncode == 1
+    assert b"connection refused" in fetched.stderr
+    path.write_text("sources: 3\n")
+    checked = subprocess.run([*command, "check"], capture_output=True, env=env, timeout=60)
+    assert checked.returncode == 2
+    assert b"problem(s) in the config" in checked.stderr
