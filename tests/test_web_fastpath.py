@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from tests.webserver import running_app
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 BODY = b"<?xml version='1.0'?><rss version='2.0'><channel><title>fast</title></channel></rss>"
+BIG = BODY.replace(b"<title>", b"<title>" + b"long " * 120_000)  # 600 KB: fills the socket
 
 
 class RecordingApp(App):
@@ -95,8 +97,10 @@ def request(path: str, method: str = "GET", version: str = "1.1", **headers: str
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[RecordingApp, str]]:
+@pytest.fixture(params=[{}])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[RecordingApp, str]]:
+    """The app under uvicorn; a test may change uvicorn's settings by parametrizing this
+    fixture indirectly."""
     (tmp_path / "feed.xml").write_bytes(BODY)
     config = parse_config(f"""
 service:
@@ -111,7 +115,8 @@ feeds:
 """, tmp_path / "syndicate.yaml")
     store = Store(config.service.database)
     store.save_rendered(rendered_feed("news", "rss", BODY, T0))
-    with running_app(config, store, RecordingApp) as (app, base):
+    store.save_rendered(rendered_feed("news", "atom", BIG, T0))
+    with running_app(config, store, RecordingApp, **request.param) as (app, base):
         assert isinstance(app, RecordingApp)
         yield app, base
     store.close()
@@ -218,7 +223,7 @@ def test_connection_close_from_the_client_is_honoured(connection: Connection) ->
 @pytest.mark.parametrize(("method", "path", "status", "body"), [
     ("POST", "/feeds/news.rss", 405, b"method not allowed\n"),
     ("GET", "/feeds/news%2Erss", 200, BODY),  # percent-encoded: uvicorn decodes, ASGI answers
-    ("GET", "/feeds/news.atom", 404, b"no such feed\n"),
+    ("GET", "/feeds/news.json", 404, b"no such feed\n"),
 ])
 def test_other_requests_go_through_asgi(
         served: tuple[RecordingApp, str], connection: Connection, method: str, path: str,
@@ -230,9 +235,55 @@ def test_other_requests_go_through_asgi(
     assert len(app.asgi_paths) == 1
 
 
-def test_a_body_sent_with_a_get_does_not_disturb_the_next_request(
-        connection: Connection) -> None:
+def test_a_get_with_a_body_is_left_to_uvicorn(
+        served: tuple[RecordingApp, str], connection: Connection) -> None:
+    """uvicorn reads (or rejects) a body before the answer goes out; the next request on the
+    connection is answered as usual."""
+    app, _ = served
     connection.send(b"GET /feeds/news.rss HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
                     + request("/feeds/news.rss", "HEAD"))
     assert connection.read().body == BODY
     assert connection.read(head=True).status == 200
+    assert app.asgi_paths[0] == "/feeds/news.rss"  # the HEAD queued behind it, too
+
+
+def test_a_malformed_chunked_body_gets_only_uvicorn_s_400(connection: Connection) -> None:
+    connection.send(b"GET /feeds/news.rss HTTP/1.1\r\nHost: t\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+    answer = connection.read()
+    assert answer.status == 400
+    assert connection.closed_by_server()
+
+
+def test_a_client_that_does_not_read_gets_no_more_answers_queued(
+        served: tuple[RecordingApp, str], connection: Connection) -> None:
+    """Pipelined polls of a 600 KB feed from a client that reads nothing: once the socket's
+    buffer is full the rest wait in uvicorn (which stops reading), instead of one answer
+    after another piling up in memory. Every answer still arrives, in order."""
+    app, _ = served
+    connection.send(b"".join(request("/feeds/news.atom") for _ in range(100)))
+    time.sleep(0.5)  # the server answers what it can meanwhile
+    assert app.asgi_paths, "every answer was queued at once"
+    bodies = [connection.read().body for _ in range(100)]
+    assert bodies == [BIG] * 100
+
+
+class SlowStatusApp(RecordingApp):
+    def _status_page(self) -> bytes:
+        time.sleep(1.5)  # longer than the keep-alive timeout below
+        return super()._status_page()
+
+
+@pytest.mark.parametrize("served", [{"timeout_keep_alive": 1}], indirect=True)
+def test_a_slow_answer_after_a_fast_one_is_not_cut_off_by_keep_alive(
+        served: tuple[RecordingApp, str]) -> None:
+    app, base = served
+    app.__class__ = SlowStatusApp  # the same app, with a slow status page
+    conn = Connection(base)
+    try:
+        conn.send(request("/feeds/news.rss") + request("/status"))
+        assert conn.read().body == BODY
+        status = conn.read()
+        assert status.status == 200 and b"<h1>Sources</h1>" in status.body
+    finally:
+        conn.close()

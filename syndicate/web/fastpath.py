@@ -43,6 +43,13 @@ class FeedProtocol(HttpToolsProtocol):
         self._default_block = b""  # ... and the same as wire bytes
         self._answered: RequestResponseCycle | None = None
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # An answer given here armed the keep-alive timer; uvicorn disarms it when data
+        # arrives, but a request that came in the same read (pipelined) must not be cut off
+        # by it while the app answers.
+        self._unset_keepalive_if_required()
+
     def on_headers_complete(self) -> None:
         if not self._answer_from_memory():
             super().on_headers_complete()
@@ -51,9 +58,13 @@ class FeedProtocol(HttpToolsProtocol):
         app = self.feed_app
         if app is None or (self.cycle is not None and not self.cycle.response_complete):
             return False  # an earlier request is still being answered: answers keep order
+        if self.flow.write_paused or self.transport.is_closing():
+            # The client is not reading what it asked for: uvicorn's path waits for it (and
+            # stops reading its requests) instead of queueing answer after answer.
+            return False
         method = self.parser.get_method()
         if (method != _GET and method != _HEAD) or self.expect_100_continue \
-                or self.parser.should_upgrade():
+                or self.parser.should_upgrade() or _has_body(self.headers):
             return False
         path = self.url.partition(b"?")[0]
         if not path.startswith(FEEDS_PREFIX) or b"%" in path:
@@ -99,9 +110,19 @@ class FeedProtocol(HttpToolsProtocol):
         return self._answered
 
 
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Does the request carry a body? Pollers never send one; a request that does is left to
+    uvicorn, which reads (or rejects) it before answering."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 # The uvicorn settings of `syndicate run` and `serve`, and of the tests' server. The fast path
 # needs the app unwrapped: no proxy-headers middleware (nothing uses the client's address)
-# and no access log (a feed server's log would be one line per poll).
+# and no access log (a feed server's log would be one line per poll). Answers given here
+# skip uvicorn's limit_concurrency check, which is therefore left unset.
 UVICORN_SETTINGS: dict[str, Any] = {
     "http": FeedProtocol, "loop": "uvloop", "lifespan": "on", "access_log": False,
     "log_level": "warning", "server_header": False, "proxy_headers": False}
