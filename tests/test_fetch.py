@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import shutil
 import socket
@@ -577,6 +578,22 @@ def test_https_with_a_trusted_certificate(https_loopback, self_signed, monkeypat
         assert fetched(https_loopback.url("/feed.xml"), client).content == FEED
 
 
+def test_a_directory_of_trusted_certificates(https_loopback, self_signed, tmp_path,
+                                             monkeypatch):
+    """REQUESTS_CA_BUNDLE may name a directory of hashed certificates (c_rehash), as requests
+    allows."""
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(self_signed[0])],
+        capture_output=True, text=True, check=True).stdout.strip()
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(self_signed[0], trusted / f"{subject_hash}.0")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(trusted))
+
+    with HttpClient() as client:
+        assert fetched(https_loopback.url("/feed.xml"), client).content == FEED
+
+
 # --- local files ------------------------------------------------------------------------------
 
 
@@ -705,3 +722,35 @@ def test_an_unread_error_body_closes_its_connection(
     failure(loopback.url("/gone.xml"), client)
     assert fetched(loopback.url("/feed.xml"), client).content == FEED
     assert loopback.connections_accepted == 2
+
+
+def test_credentials_in_a_proxy_url_are_sent_to_the_proxy(
+        monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer) -> None:
+    """The loopback server plays the proxy: it receives the absolute URL, with the proxy's
+    credentials in Proxy-Authorization (and never in the request for the feed's host)."""
+    loopback.add_feed("http://feeds.example/feed.xml", FEED)
+    monkeypatch.setenv("http_proxy", f"http://op%40home:s%3Acret@127.0.0.1:{loopback.port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with HttpClient() as client:
+        assert fetched("http://feeds.example/feed.xml", client).content == FEED
+    sent = loopback.requests[-1]
+    assert sent.path == "http://feeds.example/feed.xml"
+    assert sent.headers["proxy-authorization"] == \
+        "Basic " + base64.b64encode(b"op@home:s:cret").decode()
+    assert "authorization" not in sent.headers
+
+
+@pytest.mark.parametrize(("no_proxy", "url", "direct"), [
+    ("10.0.0.0/8", "http://10.1.2.3/feed.xml", True),  # a CIDR range
+    ("example.org:8080", "http://example.org:8080/feed.xml", True),  # host and port
+    ("example.org:8080", "http://example.org/feed.xml", False),
+    (".example.org", "http://news.example.org/feed.xml", True),
+    ("", "http://news.example.org/feed.xml", False),
+])
+def test_no_proxy_is_read_as_requests_reads_it(monkeypatch: pytest.MonkeyPatch, no_proxy: str,
+                                               url: str, direct: bool) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", no_proxy)
+    with HttpClient() as client:
+        assert (client.pool_for(url) is client.direct) == direct
