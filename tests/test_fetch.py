@@ -10,6 +10,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import zlib
@@ -754,3 +755,53 @@ def test_no_proxy_is_read_as_requests_reads_it(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("no_proxy", no_proxy)
     with HttpClient() as client:
         assert (client.pool_for(url) is client.direct) == direct
+
+
+def test_a_deadline_never_cuts_a_connection_another_fetch_reuses(
+        loopback: LoopbackServer) -> None:
+    """Source A is redirected (an empty body, so its connection goes back to the pool) to a
+    server that never answers, and runs out of time while source B reuses that pooled
+    connection for a slow but good answer. A's deadline must end A, not B."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing is ever sent
+        loopback.add_redirect("/moved", f"http://127.0.0.1:{silent.getsockname()[1]}/feed")
+
+        def slow(handler: LoopbackHandler) -> None:
+            time.sleep(1.5)
+            handler.respond(200, FEED)
+
+        loopback.add_handler("/slow", slow)
+        outcomes: dict[str, str] = {}
+
+        def run(name: str, path: str, read_timeout: float) -> None:
+            try:
+                result = fetch(loopback.url(path), None,
+                               dataclasses.replace(SETTINGS, read_timeout=read_timeout), client)
+                outcomes[name] = f"{result.status}"  # type: ignore[union-attr]
+            except FetchError as e:
+                outcomes[name] = str(e)
+
+        with HttpClient(connections_per_host=1) as client:
+            a = threading.Thread(target=run, args=("a", "/moved", 1.0))
+            a.start()
+            time.sleep(0.3)  # A is waiting on the silent server; its first connection is free
+            b = threading.Thread(target=run, args=("b", "/slow", 10.0))
+            b.start()
+            a.join(10)
+            b.join(10)
+    assert outcomes["a"].startswith("read timed out after 1 s")
+    assert outcomes["b"] == "200"
+    assert loopback.connections_accepted == 1  # B did reuse A's connection
+
+
+def test_a_failed_connect_names_the_reason_not_a_timeout() -> None:
+    """urllib3 makes NewConnectionError (a connect that fails at once: no route, network
+    unreachable) a kind of ConnectTimeoutError; the message must not say "timed out"."""
+    from syndicate.ingest.fetch import _Deadline, _describe_failure
+
+    unreachable = OSError(101, "Network is unreachable")
+    error = urllib3.exceptions.NewConnectionError(None, f"Failed to connect: {unreachable}")  # type: ignore[arg-type]
+    error.__cause__ = unreachable
+    message = str(_describe_failure(error, "http://192.0.2.1/feed", SETTINGS, _Deadline(5)))
+    assert message == "could not connect to 192.0.2.1:80: Network is unreachable"

@@ -8,8 +8,8 @@
   stored validators the server did not repeat (RFC 9111 §4.3.4). A 200 whose body hashes to
   the stored ``content_hash`` is also ``NotModified`` (``body_unchanged=True``), so servers
   without validators do not cost a re-parse.
-- Redirects are followed here, not by urllib3: to see the whole chain, and to drop a
-  redirect's connection rather than read its body (which could be any size). At most
+- Redirects are followed here, not by urllib3: to see the whole chain, and never to read a
+  redirect's body (it could be any size; its connection is kept only when it has none). At most
   ``max_redirects``, a loop is named as one, and ``permanent_url`` is set only when every hop
   was permanent (301/308); one 302/307 makes the move temporary (RFC 9110 §15.4).
 - Limits: ``connect_timeout`` per connection, and ``read_timeout`` as a wall-clock deadline for
@@ -127,7 +127,7 @@ class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.ends_at = time.monotonic() + seconds
         self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
+        self._response: urllib3.HTTPResponse | None = None  # the exchange being read
         self._expired = False
         self._finished = False
 
@@ -160,21 +160,37 @@ class _Deadline:
     def remaining(self) -> float:
         return max(0.0, self.ends_at - time.monotonic())
 
-    def watch(self, response: urllib3.BaseHTTPResponse) -> None:
+    def watch(self, response: urllib3.HTTPResponse) -> None:
         """Make ``response``'s connection the one shut down when time runs out."""
-        sock = _socket_of(response)
         with self._lock:
-            self._socket = sock
-            if self._expired and sock is not None:
-                _shut_down(sock)
+            self._response = response
+            if self._expired:
+                self._shut_down()
+
+    def release(self, response: _Response) -> None:
+        """Give ``response``'s connection back (``_Response.release``); from then on this
+        deadline never touches it, since another fetch may be using it."""
+        with self._lock:
+            if self._response is response.raw:
+                self._response = None
+            response.release()
 
     def expire(self) -> None:
         with self._lock:
             if self._finished:
                 return
             self._expired = True
-            if self._socket is not None:
-                _shut_down(self._socket)
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        response = self._response
+        # urllib3 gives a connection back to its pool by itself when the body has been read
+        # to its end (then ``connection`` is None): no longer ours to shut down.
+        if response is None or response.connection is None:
+            return
+        sock = _socket_of(response)
+        if sock is not None:
+            _shut_down(sock)
 
 
 class _Watchdog:
@@ -273,7 +289,7 @@ def _fetch_http(
                 raise _status_error(response)
             content = _read_body(response, settings, deadline)
         finally:
-            response.release()
+            deadline.release(response)
     return _result(response, content, state, permanent_url)
 
 
@@ -292,7 +308,7 @@ def _follow_redirects(
         target = _redirect_target(response)
         if target is None:
             return response, statuses
-        response.release()  # never read a redirect's body: it could be as large as any other
+        deadline.release(response)  # its body is not read: it could be any size
         statuses.append(response.status)
         chain.append(_redirect_url(chain[-1], target))
         if chain[-1] in chain[:-1]:
@@ -503,6 +519,10 @@ def _describe_failure(
         return FetchError(f"DNS lookup failed for {urlsplit(url).hostname}: {_strerror(reason)}")
     if found(ConnectionRefusedError):
         return FetchError(f"connection refused by {where}")
+    if unreachable := found(urllib3.exceptions.NewConnectionError):
+        # (urllib3 makes this a kind of ConnectTimeoutError, though it fails at once.)
+        reason = next((c for c in found_causes if isinstance(c, OSError)), unreachable)
+        return FetchError(f"could not connect to {where}: {_strerror(reason)}")
     if found(urllib3.exceptions.ConnectTimeoutError):
         seconds = connect_timeout if connect_timeout is not None else settings.connect_timeout
         return FetchError(f"connect to {where} timed out after {seconds:g} s")
