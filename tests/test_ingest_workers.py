@@ -134,16 +134,18 @@ def test_a_failing_source_in_a_group_is_rolled_back_alone(store: Store) -> None:
     assert "RuntimeError: bug in the middle of a write" in (crashed.last_error or "")
 
 
-def _unchanged(source_id: str, next_fetch_at: object = NOW) -> PendingWrite:
+def _unchanged(source_id: str, next_fetch_at: object = NOW,
+               fetched_at: datetime = NOW) -> PendingWrite:
     """A plain 304, as prepare_update makes it: its write, and its row for the batch."""
     update = NotModifiedUpdate(source_id, f'"{source_id}"', None, 304,
-                               next_fetch_at, RedirectUpdate(None, 0, None))  # type: ignore[arg-type]
+                               next_fetch_at, RedirectUpdate(None, 0, None),  # type: ignore[arg-type]
+                               fetched_at)
 
     def write(tx: UpdateTransaction) -> UpdateOutcome:
         tx.record_not_modified(source_id, etag=update.etag, last_modified=None, status=304,
                                next_fetch_at=update.next_fetch_at, redirect=update.redirect)
         return UpdateOutcome(source_id, "not_modified")
-    return dataclasses.replace(_pending(source_id, write), not_modified=update)
+    return dataclasses.replace(_pending(source_id, write), now=fetched_at, not_modified=update)
 
 
 def test_plain_not_modified_updates_are_written_in_one_statement(store: Store) -> None:
@@ -159,6 +161,14 @@ def test_plain_not_modified_updates_are_written_in_one_statement(store: Store) -
     assert [store.fetch_state(s).etag for s in "abcd"] == ['"a"', '"b"', '"c"', '"d"']
     updates = [sql for sql in statements if sql.startswith("UPDATE sources")]
     assert len(updates) == 2  # a, c and d in one executemany; b on its own
+
+
+def test_each_batched_not_modified_keeps_its_own_fetch_time(store: Store) -> None:
+    store.sync_sources([_source(s) for s in "abc"], NOW)
+    times = {s: NOW + timedelta(seconds=30 * i) for i, s in enumerate("abc")}
+    write_updates(store, [_unchanged(s, fetched_at=t) for s, t in times.items()])
+    fetched = {s.id: s.last_fetched_at for s in store.source_statuses() if s.id in times}
+    assert fetched == times
 
 
 def test_when_the_batch_fails_each_not_modified_is_written_alone(store: Store) -> None:

@@ -152,9 +152,9 @@ def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateO
                     tx.record_not_modified_many(list(unchanged.values()))
                 outcomes = {i: UpdateOutcome(update.source_id, "not_modified")
                             for i, update in unchanged.items()}
-            except Exception:
+            except Exception as e:
                 if not tx.is_open():
-                    raise  # the group fails whole (below): nothing of it stands
+                    raise _group_rolled_back(e, len(pending)) from e
         for i, update in enumerate(pending):
             if i in outcomes:
                 continue
@@ -164,16 +164,19 @@ def write_updates(store: Store, pending: Sequence[PendingWrite]) -> list[UpdateO
                     outcome = update.write(tx)
             except Exception as e:
                 if not tx.is_open():
-                    # The database rolled back the whole transaction (SQLite does on a full
-                    # disk, an I/O error, no memory): nothing of the group stands, so the
-                    # group fails as one and no outcome may claim otherwise. The message names
-                    # what failed first, not the rollback to the savepoint it left behind.
-                    first = next((c for c in causes(e) if "savepoint" not in str(c).lower()), e)
-                    raise StoreError(f"the database rolled back the writes of "
-                                     f"{len(pending)} sources: {first}") from e
+                    raise _group_rolled_back(e, len(pending)) from e
                 outcome = update.fail(tx, e)
             outcomes[i] = outcome
     return [outcomes[i] for i in range(len(pending))]
+
+
+def _group_rolled_back(error: Exception, sources: int) -> StoreError:
+    """The database rolled back the whole transaction (SQLite does on a full disk, an I/O
+    error, no memory): nothing of the group stands, so the group fails as one and no outcome
+    may claim otherwise. The message names what failed first, not the rollback to the
+    savepoint it left behind."""
+    first = next((c for c in causes(error) if "savepoint" not in str(c).lower()), error)
+    return StoreError(f"the database rolled back the writes of {sources} sources: {first}")
 
 
 def _floor(source: SourceConfig) -> timedelta:
@@ -185,7 +188,7 @@ def _not_modified_update(source: SourceConfig, result: NotModified, redirect: Re
     return NotModifiedUpdate(
         source.id, result.etag, result.last_modified, 200 if result.body_unchanged else 304,
         pacing.next_fetch_after_success(now, source.interval, headers=result.headers,
-                                        floor=_floor(source)), redirect)
+                                        floor=_floor(source)), redirect, now)
 
 
 def _write_not_modified(update: NotModifiedUpdate, tx: UpdateTransaction) -> UpdateOutcome:

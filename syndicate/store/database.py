@@ -97,6 +97,7 @@ class NotModifiedUpdate:
     status: int  # 304, or 200 when the body hashed as before
     next_fetch_at: datetime
     redirect: RedirectUpdate
+    fetched_at: datetime
 
 
 def _redirect_values(redirect: RedirectUpdate | None) -> dict[str, Any]:
@@ -572,13 +573,14 @@ class UpdateTransaction:
                 error_count=0, last_error=None, **_redirect_values(redirect)))
             return
         self.record_not_modified_many([NotModifiedUpdate(
-            source_id, etag, last_modified, status, next_fetch_at, redirect)])
+            source_id, etag, last_modified, status, next_fetch_at, redirect, self.now)])
 
     def record_not_modified_many(self, updates: Sequence[NotModifiedUpdate]) -> None:
         """The usual 304s: one statement, compiled once, for all of them."""
         self.conn.execute(_NOT_MODIFIED, [{
             "source_id": u.source_id, "new_etag": u.etag, "new_last_modified": u.last_modified,
-            "new_status": u.status, "new_next_fetch_at": u.next_fetch_at, "new_now": self.now,
+            "new_status": u.status, "new_next_fetch_at": u.next_fetch_at,
+            "new_now": u.fetched_at,
             "new_redirect_target": u.redirect.target, "new_redirect_count": u.redirect.count}
             for u in updates])
 
