@@ -80,7 +80,7 @@ class Ingestor:
         with self.gate.slot(host):
             pending = prepare_update(
                 source, store=self.store, settings=fetch_settings(config),
-                client=self.client, all_sources=config.sources, now=datetime.now(UTC),
+                client=self.client, all_sources=config.sources_by_id, now=datetime.now(UTC),
                 dedupe_config=config.dedupe, state=state,
                 normalizer=self.pool or normalize_inline)
         if pending.host_wait_until is not None:

@@ -92,10 +92,10 @@ class Config:
     dedupe: DedupeConfig = DedupeConfig()
 
     def source(self, source_id: str) -> SourceConfig:
-        return self._sources_by_id[source_id]
+        return self.sources_by_id[source_id]
 
     @functools.cached_property
-    def _sources_by_id(self) -> dict[str, SourceConfig]:
+    def sources_by_id(self) -> dict[str, SourceConfig]:
         """Built on first use: every fetch looks its source up (ten thousand of them)."""
         return {source.id: source for source in self.sources}
 

@@ -362,3 +362,33 @@ def test_opening_an_up_to_date_store_takes_no_write_lock(tmp_path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_sources_are_named_as_outlets_reading_only_those_asked_for(store: Store) -> None:
+    configs = {s.id: s for s in [
+        replace(source("titled", "https://a.example/feed"), title="Configured Title"),
+        source("plain", "https://b.example/feed"),
+        source("local", "/srv/feeds/c.xml"),
+        *(source(f"other{i}") for i in range(50))]}
+    store.sync_sources(list(configs.values()), T0)
+    with store.transaction(T0) as tx:
+        tx.record_success("plain", etag=None, last_modified=None, content_hash="h", status=200,
+                          site_url="https://b.example/", site_title="What B calls itself",
+                          redirect=None, warning=None, next_fetch_at=T0)
+        tx.record_success("titled", etag=None, last_modified=None, content_hash="h",
+                          status=200, site_url=None, site_title="Ignored", redirect=None,
+                          warning=None, next_fetch_at=T0)
+    selects: list[str] = []
+    sa.event.listen(store.write_engine, "before_cursor_execute",
+                    lambda conn, cursor, sql, *rest: selects.append(sql)
+                    if "FROM sources" in sql else None)
+    own = SourceInfo("local", "Us", None)
+    with store.transaction(T0) as tx:
+        infos = tx.source_infos(configs, {"local": own})
+        assert infos["plain"] == SourceInfo("plain", "What B calls itself", "https://b.example/")
+        assert infos["titled"] == SourceInfo("titled", "Configured Title",
+                                             "https://a.example/feed")
+        assert infos["local"] is own
+        assert infos.get("elsewhere") is None and "elsewhere" not in infos
+        assert len(infos) == 53
+    assert len(selects) == 2  # one row per source asked for, none for the other 50

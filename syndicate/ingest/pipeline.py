@@ -26,7 +26,7 @@ source never takes down the others (nor the rest of its group: its savepoint is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,12 +101,13 @@ class PendingWrite:
 
 
 def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSettings,
-                   client: HttpClient, all_sources: Iterable[SourceConfig],
+                   client: HttpClient, all_sources: Mapping[str, SourceConfig],
                    now: datetime, dedupe_config: DedupeConfig = DEFAULT_DEDUPE,
                    state: FetchState | None = None,
                    normalizer: Normalizer = normalize_inline) -> PendingWrite:
     """Fetch and normalize one source; what is left to write. ``all_sources``: every
-    configured source, to name the outlets of merged stories. ``state``: the source's fetch
+    configured source by id (``Config.sources_by_id``), to name the outlets of merged
+    stories. ``state``: the source's fetch
     state when the caller has read it already."""
     state = state or store.fetch_state(source.id)
     url = fetch_url(source, state)
@@ -133,8 +134,7 @@ def prepare_update(source: SourceConfig, *, store: Store, settings: FetchSetting
         return pending(lambda tx: _record_failure(source, url, tx, state.error_count + 1,
                                                   error, now, _floor(source)),
                        host_wait_until=_host_wait_until(error, now))
-    infos = list(all_sources)
-    return pending(lambda tx: _write_entries(source, result, feed, redirect, tx, infos,
+    return pending(lambda tx: _write_entries(source, result, feed, redirect, tx, all_sources,
                                              dedupe_config, now), len(feed.entries))
 
 
@@ -200,9 +200,9 @@ def _write_not_modified(update: NotModifiedUpdate, tx: UpdateTransaction) -> Upd
 
 def _write_entries(source: SourceConfig, result: FetchResult, feed: NormalizedFeed,
                    redirect: RedirectUpdate, tx: UpdateTransaction,
-                   all_sources: Sequence[SourceConfig], dedupe_config: DedupeConfig,
+                   all_sources: Mapping[str, SourceConfig], dedupe_config: DedupeConfig,
                    now: datetime) -> UpdateOutcome:
-    infos = {**tx.source_infos(all_sources), source.id: _own_info(source, feed, result)}
+    infos = tx.source_infos(all_sources, {source.id: _own_info(source, feed, result)})
     new_entries, touched = apply_entries(tx, feed.entries, dedupe_config, infos,
                                          feed.raw_digests)
     tx.record_success(

@@ -528,6 +528,8 @@ _NOT_MODIFIED = sources.update().where(sources.c.id == sa.bindparam("source_id")
     last_fetched_at=sa.bindparam("new_now"), last_success_at=sa.bindparam("new_now"),
     error_count=0, last_error=None, redirect_target=sa.bindparam("new_redirect_target"),
     redirect_count=sa.bindparam("new_redirect_count"))
+_SOURCE_INFO = sa.select(sources.c.site_title, sources.c.site_url).where(
+    sources.c.id == sa.bindparam("source_id"))
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
     entries.c.source_id == sa.bindparam("source_id"))
 _INSERT_STORY = stories.insert()
@@ -540,6 +542,37 @@ _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
 _SET_RAW_DIGEST = entries.update().where(entries.c.id == sa.bindparam("entry_id")).values(
     raw_digest=sa.bindparam("new_raw_digest"))
 _DELETE_BANDS = entry_bands.delete().where(entry_bands.c.entry_id == sa.bindparam("entry_id"))
+
+
+class SourceInfos(Mapping[str, SourceInfo]):
+    """Our sources named as outlets: the configured title first, else what the feed said.
+    Each is read from the transaction when first asked for (so a source updated a moment ago
+    is named right), because a source update names only the outlets of the stories it
+    touches: reading every source for each would make a cold ingest of n sources cost n²."""
+
+    def __init__(self, conn: sa.Connection, configs: Mapping[str, SourceConfig],
+                 known: Mapping[str, SourceInfo]) -> None:
+        self._conn = conn
+        self._configs = configs
+        self._infos = dict(known)
+
+    def __getitem__(self, source_id: str) -> SourceInfo:
+        info = self._infos.get(source_id)
+        if info is None:
+            config = self._configs[source_id]  # KeyError: not one of ours
+            row = self._conn.execute(_SOURCE_INFO, {"source_id": source_id}).first()
+            site_url = (row.site_url if row is not None else None) or (
+                config.url if not config.is_local else None)
+            title = config.title or (row.site_title if row is not None else None)
+            info = self._infos[source_id] = SourceInfo(config.id, title, site_url,
+                                                       config.priority)
+        return info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._configs.keys() | self._infos.keys())
+
+    def __len__(self) -> int:
+        return len(self._configs.keys() | self._infos.keys())
 
 
 class UpdateTransaction:
@@ -599,19 +632,10 @@ class UpdateTransaction:
         ).values(next_fetch_at=until))
         return int(result.rowcount)
 
-    def source_infos(self, configs: Iterable[SourceConfig]) -> dict[str, SourceInfo]:
-        """Our sources named as outlets: configured title first, else what the feed said
-        (read inside the transaction, so a source updated a moment ago is named right)."""
-        rows = {r.id: r for r in self.conn.execute(
-            sa.select(sources.c.id, sources.c.site_title, sources.c.site_url))}
-        infos = {}
-        for config in configs:
-            row = rows.get(config.id)
-            site_url = (row.site_url if row is not None else None) or (
-                config.url if not config.is_local else None)
-            title = config.title or (row.site_title if row is not None else None)
-            infos[config.id] = SourceInfo(config.id, title, site_url, config.priority)
-        return infos
+    def source_infos(self, configs: Mapping[str, SourceConfig],
+                     known: Mapping[str, SourceInfo] | None = None) -> SourceInfos:
+        """Our sources (``configs``, by id) named as outlets; ``known`` ones as given."""
+        return SourceInfos(self.conn, configs, known or {})
 
     def existing_entries(self, source_id: str, guids: Iterable[str]) -> dict[str, ExistingEntry]:
         found = {}
