@@ -284,6 +284,19 @@ def test_overlong_tokens_and_operator_labels_are_not_outlets() -> None:
     assert result.refs == ()
 
 
+@pytest.mark.parametrize("label", ["QUELLE", "quelle", "QuElLe", "SOURCES", "ſources",
+                                   "UBICACIÓN", "Ubicación"])
+def test_labels_are_found_in_any_case(label: str) -> None:
+    # The quick test that skips most articles folds case itself: it must not skip these.
+    result = extract_citations(f"<p>Der Text des Artikels.</p><p>{label}: dpa</p>")
+    assert as_rows(result.refs) == [["", "dpa", None]] or result.place == "dpa"
+
+
+def test_an_operator_label_is_found_in_any_case() -> None:
+    result = extract_citations("<p>Text.</p><p>ΠΗΓΈΣ: dpa</p>", labels=("Πηγές",))
+    assert as_rows(result.refs) == [["", "dpa", None]]
+
+
 def test_unbalanced_html_is_read() -> None:
     result = extract_citations("<p>Der Text des Artikels.<p>Quelle: <b>dpa</p>")
     assert as_rows(result.refs) == [["", "dpa", None]]

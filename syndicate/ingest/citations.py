@@ -936,15 +936,22 @@ def _heading_before(scan: _Scan, first_line: int) -> int | None:
 
 @lru_cache(maxsize=64)
 def _could_cite(labels: tuple[str, ...]) -> re.Pattern[str]:
-    """A quick test for anything a block or footer needs: a source or place label (built-in
-    or the operator's) or a footer phrase. No match means nothing can be found."""
+    """A quick test, on ``_folded`` markup, for anything a block or footer needs: a source or
+    place label (built-in or the operator's) or a footer phrase. No match means nothing can
+    be found."""
     # Each label's longest word stands for it: punctuation in a label ("D'après:") may be
     # written differently in the markup (&#x27;, a space before the colon).
-    words = {max(re.findall(r"\w+", label), key=len, default="")
+    words = {_folded(max(re.findall(r"\w+", label), key=len, default=""))
              for label in (*SOURCE_LABELS, *PLACE_LABELS, *labels)} - {""}
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)|besuchen\s+sie|visit\s+us"
-                      r"|visitez|vis[ií]tanos|visitateci", re.IGNORECASE)
+                      r"|visitez|vis[ií]tanos|visitateci")
+
+
+def _folded(text: str) -> str:
+    """``text`` case-folded, for ``_could_cite``: a regex without IGNORECASE over folded text
+    runs three times faster than one with it, and this is every entry's first test."""
+    return text.lower() if text.isascii() else text.casefold()
 
 
 def extract_citations(
@@ -953,7 +960,7 @@ def extract_citations(
     """The cited outlets and place of an article, and its content without them."""
     if not html or not html.strip():
         return Citations(body_html=html, place=None, refs=())
-    if not strip_patterns and not _could_cite(tuple(labels)).search(html):
+    if not strip_patterns and not _could_cite(tuple(labels)).search(_folded(html)):
         # Most articles name no source or place label and have no footer: skip the parse.
         return Citations(body_html=html, place=None, refs=())
     root = _parse(html)
