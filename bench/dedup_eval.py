@@ -108,8 +108,6 @@ def fill_background(store: Store, count: int, newest: datetime) -> None:
     try:
         cursor = raw.cursor()
         cursor.execute("BEGIN")
-        # Building the entry index once after the bulk insert is faster than maintaining it.
-        cursor.execute("DROP INDEX ix_entry_bands_entry")
         batch = 20_000
         for start in range(0, count, batch):
             ids = range(start + 1, min(start + batch, count) + 1)
@@ -134,7 +132,6 @@ def fill_background(store: Store, count: int, newest: datetime) -> None:
                            for i in by_week[week] for _ in range(32))
             cursor.executemany(
                 "INSERT INTO entry_bands (bucket, band_key, entry_id) VALUES (?, ?, ?)", bands)
-        cursor.execute("CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)")
         raw.commit()
     finally:
         raw.close()

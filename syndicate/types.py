@@ -269,6 +269,10 @@ class Entry:
     body_signature: bytes | None = None
     numbers: tuple[str, ...] = ()
     dated: bool = True  # False: the feed gave no usable date, ``published`` is first-seen
+    # The LSH band keys of the signatures (similarity.entry_band_keys), computed with them in
+    # the parse worker, so the one writing thread need not. Empty: not computed (an entry
+    # read back from the store), and dedupe.band_keys derives them.
+    band_keys: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

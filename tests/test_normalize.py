@@ -12,6 +12,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from syndicate.ingest import similarity
 from syndicate.ingest.normalize import (
     TRACKING_PARAMS,
     canonical_url,
@@ -532,6 +533,10 @@ def test_normalize_entry_end_to_end() -> None:
     assert entry.content_hash is not None
     assert entry.place is None
     assert entry.cited == ()
+    # The band keys come with the signatures, from them (the writer uses them as they are).
+    assert entry.lead_signature is None  # "Short teaser": too few words to fingerprint
+    assert entry.body_signature is not None
+    assert entry.band_keys == tuple(similarity.band_keys(entry.body_signature, kind=1))
 
 
 # fmt: off

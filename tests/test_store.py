@@ -313,6 +313,70 @@ def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store
         migrated.close()
 
 
+def test_an_edited_entry_is_indexed_under_its_new_bands_only(store: Store) -> None:
+    """Band rows have no index by entry: an edit finds the old ones by their key, recomputed
+    from the stored date and signatures, and leaves no stale row behind."""
+    from syndicate.ingest import similarity
+    from syndicate.ingest.placing import apply_entries
+    from syndicate.store.schema import band_bucket
+    from syndicate.types import DedupeConfig
+
+    def fingerprinted(body: str, summary: str, **changes: object) -> object:
+        return make_entry("a", "a1", text=body, lead_signature=similarity.signature(summary),
+                          body_signature=similarity.signature(body), **changes)
+
+    first = fingerprinted(
+        "The river authority opened the rebuilt lock at Kesselbrück on Tuesday after 14 "
+        "months of work, letting barges of up to 110 metres pass again.",
+        "Barges pass the rebuilt lock at Kesselbrück again, after fourteen months of work "
+        "on its gates.")
+    edited = fingerprinted(
+        "A different story about a library and its opening hours during the exam season, "
+        "with students collecting signatures for longer evenings.",
+        "Students collect signatures for a library that stays open longer in the exam "
+        "season, they say.", published=T0 + timedelta(days=30), updated=T0 + timedelta(days=30))
+    store.sync_sources([source("a")], T0)
+
+    def band_rows() -> list[tuple[int, int]]:
+        with store.engine.connect() as conn:
+            return sorted(conn.execute(sa.text("SELECT bucket, band_key FROM entry_bands")).all())
+
+    with store.transaction(T0) as tx:
+        apply_entries(tx, [first], DedupeConfig(), {})  # type: ignore[list-item]
+    assert len(band_rows()) == 2 * similarity.BANDS  # lead and body
+    with store.transaction(T0) as tx:
+        apply_entries(tx, [edited], DedupeConfig(), {})  # type: ignore[list-item]
+    bucket = band_bucket(edited.published)  # type: ignore[attr-defined]
+    assert band_rows() == sorted((bucket, key) for key in dedupe.band_keys(edited))  # type: ignore[arg-type]
+
+
+def test_a_version_3_database_keeps_16_bands_and_no_index_by_entry(store: Store) -> None:
+    from syndicate.ingest import similarity
+
+    signature = similarity.signature("The river authority opened the rebuilt lock at "
+                                     "Kesselbrück on Tuesday after 14 months of work.")
+    assert signature is not None
+    kept = similarity.band_keys(signature, kind=1)
+    # The first version's 32 bands: the same hash for bands 16 to 31, which are dropped.
+    dropped = [(1 << 61) | (band << 56) | 12345 for band in range(16, 32)]
+    with store.write_engine.begin() as conn:
+        conn.execute(sa.text("CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)"))
+        conn.execute(sa.text("INSERT INTO entry_bands (bucket, band_key, entry_id) "
+                             "VALUES (2900, :key, 7)"), [{"key": k} for k in kept + dropped])
+        conn.execute(store_schema.meta.update().values(value="3"))
+    store.close()
+    migrated = Store(store.url)
+    try:
+        with migrated.engine.connect() as conn:
+            indexes = {i["name"] for i in sa.inspect(conn).get_indexes("entry_bands")}
+            keys = set(conn.execute(sa.text("SELECT band_key FROM entry_bands")).scalars())
+            assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
+        assert "ix_entry_bands_entry" not in indexes
+        assert keys == set(kept)
+    finally:
+        migrated.close()
+
+
 def test_writers_take_turns_so_a_busy_writer_cannot_starve_the_others(tmp_path) -> None:
     """The writer thread writes group after group; the heartbeat and publishing still get the
     write connection, after at most the writes that asked before them."""

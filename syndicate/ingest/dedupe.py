@@ -93,9 +93,11 @@ def link_identifies_story(link: str | None) -> bool:
     return bool(parts.path.strip("/") or parts.query)
 
 
-def band_keys(entry: Entry) -> list[int]:
+def band_keys(entry: Entry) -> tuple[int, ...]:
     """The LSH band keys under which an entry is indexed and looked up."""
-    return similarity.entry_band_keys(entry.lead_signature, entry.body_signature)
+    if entry.band_keys:
+        return entry.band_keys
+    return tuple(similarity.entry_band_keys(entry.lead_signature, entry.body_signature))
 
 
 def best_similar(entry: Entry, candidates: Iterable[SimilarCandidate],

@@ -574,8 +574,10 @@ def _fingerprints(title: str, summary_html: str, body_html: str, text: str) -> d
     whose summaries were rewritten."""
     lead = html_to_text(summary_html) if summary_html and summary_html != body_html else text
     body_signature = similarity.signature(text)
+    lead_signature = body_signature if lead == text else similarity.signature(lead)
     return {
-        "lead_signature": body_signature if lead == text else similarity.signature(lead),
+        "lead_signature": lead_signature,
         "body_signature": body_signature,
+        "band_keys": tuple(similarity.entry_band_keys(lead_signature, body_signature)),
         "numbers": similarity.numbers(" ".join((title, lead, text))),
     }

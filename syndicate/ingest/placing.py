@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from ..languages import primary_language
 from ..store import UpdateTransaction
-from ..store.database import BandNeighbour, NewEntry
+from ..store.database import Neighbour, NewEntry
 from ..types import (
     DedupeConfig,
     Entry,
@@ -42,7 +42,7 @@ class _Batch:
     new_members: dict[int, list[Entry]] = field(default_factory=dict)  # placeholder → members
     links: dict[str, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     hashes: dict[str, int] = field(default_factory=dict)
-    bands: dict[int, list[BandNeighbour]] = field(default_factory=lambda: defaultdict(list))
+    bands: dict[int, list[Neighbour]] = field(default_factory=lambda: defaultdict(list))
     remembered: int = 0  # entries of the batch made findable so far
 
     def new_story(self, entry: Entry) -> int:
@@ -123,22 +123,16 @@ def _existing(tx: UpdateTransaction,
 
 
 def _band_neighbours(tx: UpdateTransaction, entries: Sequence[Entry],
-                     keys_of: Mapping[int, list[int]],
-                     config: DedupeConfig) -> dict[int, list[BandNeighbour]]:
-    probes = [(e.published - config.window, e.published + config.window, key)
-              for e in entries for key in keys_of[id(e)]]
-    if not probes:
-        return {}
-    rows = tx.band_neighbours(probes)
-    by_key: dict[int, list[BandNeighbour]] = defaultdict(list)
-    for row in rows:
-        by_key[row.band_key].append(row)
-    return by_key
+                     keys_of: Mapping[int, Sequence[int]],
+                     config: DedupeConfig) -> dict[int, list[Neighbour]]:
+    probes = [(e.published - config.window, e.published + config.window, keys_of[id(e)])
+              for e in entries if keys_of[id(e)]]
+    return tx.band_neighbours(probes) if probes else {}
 
 
 def _decide(entry: Entry, known: ExistingEntry | None,
             links: Mapping[str, list[tuple[int, str]]], hashes: Mapping[str, int],
-            neighbours: Mapping[int, list[BandNeighbour]], keys: Sequence[int], batch: _Batch,
+            neighbours: Mapping[int, list[Neighbour]], keys: Sequence[int], batch: _Batch,
             config: DedupeConfig) -> dedupe.StoryDecision:
     if known is not None:
         return dedupe.decide(entry, known, None, None)
@@ -166,16 +160,16 @@ def _story_by_link(entry: Entry, links: Mapping[str, list[tuple[int, str]]],
 
 
 def _candidates(entry: Entry, keys: Sequence[int],
-                neighbours: Mapping[int, list[BandNeighbour]], batch: _Batch,
+                neighbours: Mapping[int, list[Neighbour]], batch: _Batch,
                 config: DedupeConfig) -> list[SimilarCandidate]:
     language = primary_language(entry.language)
     since = int((entry.published - config.window).timestamp())
     until = int((entry.published + config.window).timestamp())
     found: dict[int, SimilarCandidate] = {}
     for key in keys:
-        for row in [*neighbours.get(key, ()), *batch.bands.get(key, ())]:
-            if row.language == language and since <= row.published_ts <= until:
-                found.setdefault(row.candidate.entry_id, row.candidate)
+        for neighbour in [*neighbours.get(key, ()), *batch.bands.get(key, ())]:
+            if neighbour.language == language and since <= neighbour.published_ts <= until:
+                found.setdefault(neighbour.candidate.entry_id, neighbour.candidate)
     return sorted(found.values(), key=lambda c: -c.entry_id)[:_MAX_CANDIDATES]
 
 
@@ -189,10 +183,10 @@ def _remember(batch: _Batch, entry: Entry, story_id: int, keys: Sequence[int]) -
     batch.remembered += 1
     candidate = SimilarCandidate(-batch.remembered, story_id, entry.lead_signature,
                                  entry.body_signature, entry.numbers)
-    language = primary_language(entry.language)
-    published_ts = int(entry.published.timestamp())
+    neighbour = Neighbour(int(entry.published.timestamp()), primary_language(entry.language),
+                          candidate)
     for key in keys:
-        batch.bands[key].append(BandNeighbour(key, published_ts, language, candidate))
+        batch.bands[key].append(neighbour)
 
 
 def _insert_new_stories(tx: UpdateTransaction, batch: _Batch,

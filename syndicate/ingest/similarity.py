@@ -8,18 +8,24 @@ of ``NUM_PERM`` universal hash functions (multiply-shift over 64 bits), the mini
 shingles: two signatures agree in a position with probability equal to the Jaccard similarity
 of the two shingle sets.
 
-Locality-sensitive hashing splits the signature into ``BANDS`` bands of ``ROWS`` values; two
-documents become candidates when any band agrees, which for 32 bands of 4 happens with
-probability 1-(1-J^4)^32: 0.9996 at J=0.5, 0.11 at J=0.2. Band keys are stored in an indexed
-table, so a look-up costs the same with ten thousand or ten million stories. Candidates are
-then verified on the estimated Jaccard similarity of the full signatures.
+Locality-sensitive hashing takes ``BANDS`` bands of ``ROWS`` values from the start of the
+signature; two documents become candidates when any band agrees, which for 16 bands of 4
+happens with probability 1-(1-J^4)^16: 0.89 at J=0.6, 0.99 at J=0.7, 0.03 at J=0.2. An entry
+has two signatures (lead and body), so a copy gets two chances. Band keys are stored in an
+indexed table, so a look-up costs the same with ten thousand or ten million stories.
+Candidates are then verified on the estimated Jaccard similarity of the full signatures.
+
+Why 16 bands and not 32 (the first version's): every band is a row written and probed per
+entry, the largest part of a cold ingest's writing. On the bench corpus (bench/dedup_eval.py)
+32 bands gave recall 0.9719 at 2,130 µs/entry of clustering, 24 gave 0.9714 at 1,473 and 16
+gave 0.9695 at 1,130, all at precision 0.9993.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 import re
-import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +33,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 NUM_PERM = 128
-BANDS = 32
-ROWS = NUM_PERM // BANDS
+BANDS = 16  # the first BANDS * ROWS values of a signature are banded; all are verified
+ROWS = 4
 SHINGLE_WORDS = 3
 MIN_WORDS = 12  # fewer words than this make no fingerprint: too little to tell stories apart
 MAX_WORDS = 5000  # longer texts are fingerprinted by their start: bounded memory and time
@@ -123,10 +129,11 @@ def numbers_agree(a: tuple[str, ...], b: tuple[str, ...], minimum: float = 0.9) 
 
 
 def similarity(a: bytes, b: bytes) -> float:
-    """Estimated Jaccard similarity: the share of positions where the signatures agree."""
-    if len(a) != len(b):
+    """Estimated Jaccard similarity: the share of positions where the signatures agree.
+    (Positions compare as native 32-bit words: equality does not depend on byte order, and
+    the writer verifies thousands of candidates without loading numpy.)"""
+    if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
-    count = len(a) // 4
-    va = struct.unpack(f"<{count}I", a)
-    vb = struct.unpack(f"<{count}I", b)
-    return float(sum(x == y for x, y in zip(va, vb, strict=True)) / count)
+    positions = memoryview(a).cast("I")
+    agreeing: int = sum(map(operator.eq, positions, memoryview(b).cast("I")))
+    return agreeing / len(positions)

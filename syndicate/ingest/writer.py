@@ -1,9 +1,9 @@
 """The one thread that writes source updates: those that queue up are written together.
 
 Writes are serialized anyway (SQLite's write lock, PostgreSQL's advisory lock), and most of a
-transaction's cost is per commit, not per row: the near-duplicate index takes 64 rows per
-entry at random places in one B-tree, and a commit writes every page it touched. A commit per
-source paid for thousands of pages again and again; a group of sources shares them. So fetch
+transaction's cost is per commit, not per row: the near-duplicate index takes up to 32 rows
+per entry at random places in one B-tree, and a commit writes every page it touched. A commit
+per source paid for thousands of pages again and again; a group of sources shares them. So fetch
 threads hand their ``PendingWrite`` to the ``Writer`` and go on fetching, and the writer takes
 whatever has queued up (at most ``MAX_GROUP_SOURCES`` sources, ``MAX_GROUP_ENTRIES`` entries)
 into one transaction, each source in a savepoint of its own (see

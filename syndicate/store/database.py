@@ -44,7 +44,6 @@ from .schema import (
     archive_pages,
     band_bucket,
     entries,
-    entry_bands,
     meta,
     rendered,
     sources,
@@ -66,15 +65,17 @@ class NewEntry:
     band_keys: tuple[int, ...]
 
 
-class BandNeighbour(NamedTuple):
-    """A stored entry sharing an LSH band key, with what verification needs. (A tuple: a
-    batch makes 64 of them per entry, and a frozen dataclass is several times slower to
-    build.)"""
+class Neighbour(NamedTuple):
+    """An entry found under an LSH band key, with what verification needs: one per entry,
+    listed under each of its keys that matched. (A tuple: a frozen dataclass is several
+    times slower to build.)"""
 
-    band_key: int
     published_ts: int  # Unix seconds
     language: str
     candidate: SimilarCandidate
+
+
+BandProbe = tuple[datetime, datetime, Sequence[int]]  # (since, until, band keys) of one entry
 
 
 @dataclass(frozen=True)
@@ -541,7 +542,10 @@ _DELETE_OUTLETS = story_outlets.delete().where(
 _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
 _SET_RAW_DIGEST = entries.update().where(entries.c.id == sa.bindparam("entry_id")).values(
     raw_digest=sa.bindparam("new_raw_digest"))
-_DELETE_BANDS = entry_bands.delete().where(entry_bands.c.entry_id == sa.bindparam("entry_id"))
+_STORED_BANDS = sa.select(entries.c.published, entries.c.lead_signature,
+                          entries.c.body_signature).where(entries.c.id == sa.bindparam("entry_id"))
+_DELETE_BANDS_SQL = ("DELETE FROM entry_bands WHERE bucket = {m} AND band_key = {m} "
+                     "AND entry_id = {m}")
 
 
 class SourceInfos(Mapping[str, SourceInfo]):
@@ -660,28 +664,31 @@ class UpdateTransaction:
                 found.setdefault(r.content_hash, r.story_id)
         return found
 
-    def band_neighbours(self, probes: Iterable[tuple[datetime, datetime, int]]
-                        ) -> list[BandNeighbour]:
-        """Stored entries indexed under a band key, dated within a probe's [since, until]:
-        one (week, key) index probe per week the range touches. Through the driver: a batch
-        probes thousands of keys, and SQLAlchemy's per-parameter work cost more than the
-        look-up itself."""
+    def band_neighbours(self, probes: Iterable[BandProbe]) -> dict[int, list[Neighbour]]:
+        """Stored entries indexed under each band key, for entries dated within a probe's
+        [since, until]: one (week, key) index probe per week the range touches. Through the
+        driver: a batch probes thousands of keys, and SQLAlchemy's per-parameter work cost
+        more than the look-up itself."""
         keys_by_week: dict[int, set[int]] = {}
-        for since, until, key in probes:
+        for since, until, keys in probes:
             for bucket in range(band_bucket(since), band_bucket(until) + 1):
-                keys_by_week.setdefault(bucket, set()).add(key)
+                keys_by_week.setdefault(bucket, set()).update(keys)
         rows: list[tuple[int, int]] = []
-        for bucket, keys in keys_by_week.items():
-            for chunk in _chunks(sorted(keys)):
+        for bucket, week_keys in keys_by_week.items():
+            for chunk in _chunks(sorted(week_keys)):
                 rows += self._driver_rows(_BAND_NEIGHBOURS_SQL, bucket, chunk)
         # An entry sharing many bands comes back once per band: load it once.
-        found: dict[int, tuple[int, str, SimilarCandidate]] = {}
+        found: dict[int, Neighbour] = {}
         for chunk in _chunks(list({entry_id for _, entry_id in rows})):
             for r in self.conn.execute(_SIGNATURES, {"ids": chunk}):
-                found[r.id] = (int(r.published.timestamp()), primary_language(r.language),
-                               SimilarCandidate(r.id, r.story_id, r.lead_signature,
-                                                r.body_signature, tuple(r.numbers)))
-        return [BandNeighbour(key, *found[entry_id]) for key, entry_id in rows]
+                found[r.id] = Neighbour(
+                    int(r.published.timestamp()), primary_language(r.language),
+                    SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
+                                     tuple(r.numbers)))
+        by_key: dict[int, list[Neighbour]] = {}
+        for key, entry_id in rows:
+            by_key.setdefault(key, []).append(found[entry_id])
+        return by_key
 
     def _driver_rows(self, sql: str, bucket: int, keys: list[int]) -> Sequence[Any]:
         """``sql``'s rows for one week's bucket and a list of keys, in the driver's own
@@ -694,10 +701,15 @@ class UpdateTransaction:
         return self.conn.exec_driver_sql(statement, (bucket, *keys)).all()
 
     def _insert_band_rows(self, rows: list[tuple[int, int, int]]) -> None:
-        if not rows:
-            return
-        mark = "%s" if self.conn.dialect.name == "postgresql" else "?"
-        self.conn.exec_driver_sql(_INSERT_BANDS_SQL.format(m=mark), rows)
+        self._driver_many(_INSERT_BANDS_SQL, rows)
+
+    def _delete_band_rows(self, rows: list[tuple[int, int, int]]) -> None:
+        self._driver_many(_DELETE_BANDS_SQL, rows)
+
+    def _driver_many(self, sql: str, rows: list[tuple[int, int, int]]) -> None:
+        if rows:
+            mark = "%s" if self.conn.dialect.name == "postgresql" else "?"
+            self.conn.exec_driver_sql(sql.format(m=mark), rows)
 
     def insert_stories(self, new: Sequence[tuple[str, StoryUpdate]]) -> list[int]:
         """Insert stories (GUID, fields); their ids, in order."""
@@ -732,9 +744,10 @@ class UpdateTransaction:
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
+        stored = self.conn.execute(_STORED_BANDS, {"entry_id": entry_id}).one()
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
-        self.conn.execute(_DELETE_BANDS, {"entry_id": entry_id})
+        self._delete_band_rows(_stored_band_rows(entry_id, stored))
         self._insert_band_rows(_band_rows(entry_id, entry, band_keys))
 
     def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
@@ -811,6 +824,17 @@ def _fetch_state(row: Any) -> FetchState:
         redirect_target=row.redirect_target, redirect_count=row.redirect_count,
         permanent_url=row.permanent_url,
     )
+
+
+def _stored_band_rows(entry_id: int, stored: Any) -> list[tuple[int, int, int]]:
+    """The band rows an entry was indexed under: a pure function of its stored date and
+    signatures (``ingest.similarity``, borrowed by the store for this one purpose), so they
+    need no index by entry to be found."""
+    from ..ingest.similarity import entry_band_keys
+
+    bucket = band_bucket(stored.published)
+    return [(bucket, key, entry_id)
+            for key in entry_band_keys(stored.lead_signature, stored.body_signature)]
 
 
 def _band_rows(entry_id: int, entry: Entry,
