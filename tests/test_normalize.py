@@ -437,6 +437,22 @@ def test_content_hash_is_sha256_hex_of_the_normalized_words() -> None:
     assert content_hash(text) == expected
 
 
+HASH_TEXTS = [
+    " ".join(f"Word{i}," for i in range(25)),
+    "snake_case and __dunder__ names_ split _here_ " * 5,
+    "Ｆｕｌｌ－ｗｉｄｔｈ ﬁnance ﬂows and ² powers: ".join(["x"] * 30),  # not NFKC: the long way
+    "Straße, STRASSE, Èvora, e\u0301vora, İstanbul, ΣΊΣΥΦΟΣ, ǅemal, ½ " * 4,
+    "digits 3,14 and 2_000 and ٣٤ ".join(["y"] * 12),
+]
+
+
+@pytest.mark.parametrize("text", HASH_TEXTS)
+def test_content_hash_from_known_words_is_the_same(text: str) -> None:
+    """normalize passes the words it has already; the hash must not change with them."""
+    assert content_hash(text) is not None
+    assert content_hash(text, similarity.words(text)) == content_hash(text)
+
+
 # --- language ---------------------------------------------------------------------------------
 
 LANGUAGE_CASES = [

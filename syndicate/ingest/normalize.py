@@ -20,6 +20,7 @@ Everything here must never raise on hostile or broken input: a feed is untrusted
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -287,8 +288,14 @@ def sanitize_html(html: str | None, base_url: str | None = None) -> str:
     # PyO3 cannot hand lone surrogates (from broken numeric entities) to Rust.
     if not html.isascii():
         html = _SURROGATE.sub("\ufffd", html)
-    return nh3.clean(
-        html,
+    return _cleaner(base_url).clean(html)
+
+
+@functools.lru_cache(maxsize=256)
+def _cleaner(base_url: str | None) -> nh3.Cleaner:
+    """The sanitizer for one base URL. Building one cost more than cleaning an average
+    article with it, and the entries of a feed share their base."""
+    return nh3.Cleaner(
         tags=set(_ALLOWED_TAGS),
         clean_content_tags=set(_REMOVED_WITH_CONTENT),
         attributes=_ALLOWED_ATTRIBUTES,
@@ -391,11 +398,18 @@ MIN_HASH_WORDS = 25  # below this, texts (teasers, one-liners) are too alike acr
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
-def content_hash(text: str) -> str | None:
+def content_hash(text: str, words: list[str] | None = None) -> str | None:
     """sha256 of the text's words, case-folded, ignoring punctuation and spacing; None when
-    the text has fewer than MIN_HASH_WORDS words."""
-    # NFKC first so composed and decomposed accents, and full-width forms, compare equal.
-    words = _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).split()
+    the text has fewer than MIN_HASH_WORDS words. ``words``: the text's ``similarity.words``
+    when the caller has them, which spares a pass over the text when it is NFKC already."""
+    text = text or ""
+    if words is not None and unicodedata.is_normalized("NFKC", text):
+        # Runs of word characters without "_" are the words below; "_" is rare in prose.
+        if any("_" in word for word in words):
+            words = [part for word in words for part in word.split("_") if part]
+    else:
+        # NFKC first so composed and decomposed accents, and full-width forms, compare equal.
+        words = _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split()
     if len(words) < MIN_HASH_WORDS:
         return None
     return hashlib.sha256(" ".join(words).encode("utf-8")).hexdigest()
@@ -538,6 +552,7 @@ def normalize_entry(
     if summary_html == full_html:  # the summary is the content: it loses the block too
         summary_html = citations.body_html
     text = html_to_text(citations.body_html)
+    words = similarity.words(text)
     published, updated, dated = _entry_dates(parsed, now)
     # The feed's own <source>/via elements name outlets on purpose: they come first.
     feed_refs = (
@@ -560,20 +575,22 @@ def normalize_entry(
         language=_first_language(parsed.language, feed.language, source.language),
         cited=_unique_outlets([*feed_refs, *citations.refs]),
         place=citations.place,
-        content_hash=content_hash(text),
+        content_hash=content_hash(text, words),
         dated=dated,
-        **_fingerprints(parsed.title or "", summary_html, citations.body_html, text),
+        **_fingerprints(parsed.title or "", summary_html, citations.body_html, text, words),
     )
 
 
-def _fingerprints(title: str, summary_html: str, body_html: str, text: str) -> dict[str, Any]:
-    """MinHash signatures of the lead (the summary, else the text) and of the whole text.
+def _fingerprints(title: str, summary_html: str, body_html: str, text: str,
+                  words: list[str]) -> dict[str, Any]:
+    """MinHash signatures of the lead (the summary, else the text) and of the whole text
+    (whose ``words`` are given).
 
     Copies of a story often differ in what they carry: one feed sends only a summary, another
     the full article. The lead signature matches those; the body signature matches copies
     whose summaries were rewritten."""
     lead = html_to_text(summary_html) if summary_html and summary_html != body_html else text
-    body_signature = similarity.signature(text)
+    body_signature = similarity.signature_of_words(words)
     lead_signature = body_signature if lead == text else similarity.signature(lead)
     return {
         "lead_signature": lead_signature,

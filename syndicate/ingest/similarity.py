@@ -68,13 +68,20 @@ def shingles(text: str) -> set[str]:
 
 def signature(text: str) -> bytes | None:
     """The MinHash signature of a text (NUM_PERM uint32 values, little-endian), or None."""
-    tokens = words(text)[:MAX_WORDS]
+    return signature_of_words(words(text))
+
+
+def signature_of_words(tokens: list[str]) -> bytes | None:
+    """``signature`` of a text whose ``words`` the caller has already."""
+    tokens = tokens[:MAX_WORDS]
     if len(tokens) < MIN_WORDS:
         return None
     np, a, b, shift, _ = _numpy()
     hashes = _shingle_hashes(tokens)
     # (a·x + b) mod 2^64, top 32 bits: a universal family over 32-bit keys (Dietzfelbinger).
-    permuted = (np.outer(hashes, a) + b) >> shift
+    permuted = hashes[:, None] * a  # wraps mod 2^64, on purpose; in place from here
+    permuted += b
+    permuted >>= shift
     minimums = permuted.min(axis=0)
     return bytes(minimums.astype("<u4").tobytes())
 
@@ -83,7 +90,7 @@ def _shingle_hashes(tokens: list[str]) -> npt.NDArray[Any]:
     """32-bit hashes of the distinct word 3-shingles: each word is hashed once (CRC-32), and
     three neighbours are mixed arithmetically, instead of joining and hashing every shingle."""
     np, _, _, shift, mix = _numpy()
-    h = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+    h = np.array(list(map(zlib.crc32, map(str.encode, tokens))), dtype=np.uint64)
     mixed = h[:-2] * mix[0] + h[1:-1] * mix[1] + h[2:]  # wraps mod 2^64, on purpose
     unique: npt.NDArray[Any] = np.unique((mixed >> shift) ^ (mixed & np.uint64(0xFFFFFFFF)))
     return unique
