@@ -545,7 +545,9 @@ def normalize_entry(
     """One normalized ``Entry`` from what a feed said; ``now`` stands in for missing dates."""
     link = canonical_url(parsed.link, base_url)
     summary_html = sanitize_html(parsed.summary_html, base_url)
-    full_html = sanitize_html(parsed.content_html or parsed.summary_html, base_url)
+    # Without content the summary is the full text: sanitizing it once is enough.
+    full_html = (sanitize_html(parsed.content_html, base_url) if parsed.content_html
+                 else summary_html)
     citations = extract_citations(
         full_html, labels=source.citation_labels, strip_patterns=source.strip_patterns
     )
