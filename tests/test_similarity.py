@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import zlib
 
 import pytest
 
@@ -27,6 +29,50 @@ def test_signature_is_deterministic_and_sized() -> None:
     assert sig is not None and len(sig) == similarity.NUM_PERM * 4
     assert similarity.signature(ARTICLE) == sig
     assert similarity.signature("too short to tell") is None
+
+
+def test_signature_and_band_keys_are_the_stored_ones() -> None:
+    """Signatures and band keys are stored and compared across runs and versions: a change
+    in how they are computed must not change a single bit."""
+    sig = similarity.signature(ARTICLE)
+    assert sig is not None
+    assert hashlib.sha256(sig).hexdigest() == (
+        "ad54377cd5c54acef6f884b80608cc45300a82e576152ca15646465f21c52861")
+    assert similarity.band_keys(sig)[:3] == [53469128544486602, 78696097567934203,
+                                             149983768871765723]
+
+
+def plain_signature(text: str) -> bytes | None:
+    """MinHash as the module's docstring defines it, one shingle and one function at a time,
+    without numpy: the reference ``signature`` must equal bit for bit."""
+    tokens = similarity.words(text)[: similarity.MAX_WORDS]
+    if len(tokens) < similarity.MIN_WORDS:
+        return None
+    _, a, b, _, (mix0, mix1) = similarity._numpy()
+    mask = 2**64 - 1
+    crcs = [zlib.crc32(token.encode()) for token in tokens]
+    shingles = set()
+    for x, y, z in zip(crcs, crcs[1:], crcs[2:], strict=False):
+        mixed = (x * int(mix0) + y * int(mix1) + z) & mask
+        shingles.add((mixed >> 32) ^ (mixed & 0xFFFFFFFF))
+    minimums = [min(((int(ai) * s + int(bi)) & mask) >> 32 for s in shingles)
+                for ai, bi in zip(a, b, strict=True)]
+    return b"".join(m.to_bytes(4, "little") for m in minimums)
+
+
+@pytest.mark.parametrize("text", [
+    ARTICLE,
+    " ".join(["word"] * 40),  # one shingle, repeated
+    "one two three four five six seven eight nine ten eleven twelve",  # just enough words
+    "one two three four five six seven eight nine ten eleven",  # one too few
+    "",
+    "Die Straße über die Brücken: Zürich, Genève, Kraków — 東京 und 北京, ein Γειά σου "
+    "κόσμε, naïve café résumé, 2024-06-28 um 14:30 Uhr, 3½ Stunden.",
+    " ".join(f"w{i % 7}" for i in range(300)),  # many repeated shingles
+    " ".join(f"w{i}" for i in range(similarity.MAX_WORDS + 50)),  # cut at MAX_WORDS
+])
+def test_signature_equals_the_plain_definition(text: str) -> None:
+    assert similarity.signature(text) == plain_signature(text)
 
 
 def jaccard(a: str, b: str) -> float:

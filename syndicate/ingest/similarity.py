@@ -79,21 +79,27 @@ def signature_of_words(tokens: list[str]) -> bytes | None:
     np, a, b, shift, _ = _numpy()
     hashes = _shingle_hashes(tokens)
     # (a·x + b) mod 2^64, top 32 bits: a universal family over 32-bit keys (Dietzfelbinger).
-    permuted = hashes[:, None] * a  # wraps mod 2^64, on purpose; in place from here
-    permuted += b
-    permuted >>= shift
-    minimums = permuted.min(axis=0)
+    # One row per hash function, so each minimum is taken along a contiguous row (numpy's
+    # fastest reduction). The top bits are taken of the minimums only: a right shift keeps
+    # the order, so the minimum of the shifted values is the shifted minimum.
+    permuted = a[:, None] * hashes  # wraps mod 2^64, on purpose; in place from here
+    permuted += b[:, None]
+    minimums = permuted.min(axis=1)
+    minimums >>= shift
     return bytes(minimums.astype("<u4").tobytes())
 
 
 def _shingle_hashes(tokens: list[str]) -> npt.NDArray[Any]:
-    """32-bit hashes of the distinct word 3-shingles: each word is hashed once (CRC-32), and
-    three neighbours are mixed arithmetically, instead of joining and hashing every shingle."""
+    """32-bit hashes of the word 3-shingles: each word is hashed once (CRC-32), and three
+    neighbours are mixed arithmetically, instead of joining and hashing every shingle.
+    A shingle that occurs twice is hashed twice: the minimums are the same, and removing
+    the few repeats (a sort) cost more than it saved."""
     np, _, _, shift, mix = _numpy()
-    h = np.array(list(map(zlib.crc32, map(str.encode, tokens))), dtype=np.uint64)
+    h = np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint64,
+                    count=len(tokens))
     mixed = h[:-2] * mix[0] + h[1:-1] * mix[1] + h[2:]  # wraps mod 2^64, on purpose
-    unique: npt.NDArray[Any] = np.unique((mixed >> shift) ^ (mixed & np.uint64(0xFFFFFFFF)))
-    return unique
+    shingles: npt.NDArray[Any] = (mixed >> shift) ^ (mixed & np.uint64(0xFFFFFFFF))
+    return shingles
 
 
 def band_keys(sig: bytes, kind: int = 0) -> list[int]:
