@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -264,25 +265,46 @@ def test_copies_in_one_batch_respect_the_window(store: Store) -> None:
     assert store.story_count() == 2  # two years apart: not one story, even in one batch
 
 
-def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store: Store) -> None:
-    """Migration 2: the band index rebuilt in its clustered shape from the stored signatures
-    (so old entries stay findable as near-duplicates), and rendered.previous_modified added."""
+RIVER = ("The river authority opened the rebuilt lock at Kesselbrück on Tuesday after "
+         "14 months of work, letting barges of up to 110 metres pass again.")
+LIBRARY = ("A different story about a library and its opening hours during the exam season, "
+           "with students collecting signatures for longer evenings.")
+
+
+def fingerprinted(source_id: str, guid: str, text: str, **changes: object) -> Any:
+    """An entry with the fingerprints normalize would give ``text``."""
     from syndicate.ingest import similarity
+
+    signature = similarity.signature(text)
+    return make_entry(source_id, guid, text=text, content_html=f"<p>{text}</p>",
+                      lead_signature=signature,
+                      body_signature=similarity.signature("Full text: " + text),
+                      numbers=similarity.numbers(text), **changes)
+
+
+def place(store: Store, *entries_: Any) -> None:
     from syndicate.ingest.placing import apply_entries
     from syndicate.types import DedupeConfig
 
-    text = ("The river authority opened the rebuilt lock at Kesselbrück on Tuesday after "
-            "14 months of work, letting barges of up to 110 metres pass again.")
-    stored = make_entry("a", "a1", text=text, lead_signature=similarity.signature(text),
-                        body_signature=similarity.signature("Full text: " + text),
-                        numbers=similarity.numbers(text))
-    store.sync_sources([source("a"), source("b")], T0)
     with store.transaction(T0) as tx:
-        apply_entries(tx, [stored], DedupeConfig(), {})
-    expected_keys = sorted(dedupe.band_keys(stored))
+        apply_entries(tx, list(entries_), DedupeConfig(), {})
+
+
+def reasons(store: Store, source_ids: list[str]) -> list[list[str]]:
+    """Each story's members' reasons, oldest story first."""
+    found = store.stories_with_members(store.select_stories(source_ids))
+    return sorted([m.reason for m in story.members] for story in found)
+
+
+def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store: Store) -> None:
+    """Migrations 2 to 5 from the first version 1's shape: rendered.previous_modified added,
+    the band table gone, and old entries still findable as near-duplicates (the index in
+    memory is derived from their stored signatures)."""
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a1", RIVER))
     # Back to the shape the first version 1 had.
     with store.write_engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE entry_bands"))
+        conn.execute(sa.text("DROP INDEX ix_entries_published"))
         conn.execute(sa.text(
             "CREATE TABLE entry_bands (bucket INTEGER NOT NULL, band_key BIGINT NOT NULL, "
             "published TIMESTAMP NOT NULL, language VARCHAR(8) NOT NULL, "
@@ -295,84 +317,92 @@ def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store
     migrated = Store(store.url)
     try:
         with migrated.engine.connect() as conn:
+            inspector = sa.inspect(conn)
             assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
-            keys = sorted(conn.execute(sa.text("SELECT band_key FROM entry_bands")).scalars())
-            columns = {c["name"] for c in sa.inspect(conn).get_columns("rendered")}
-        assert keys == expected_keys
-        assert "previous_modified" in columns
-        copy = make_entry("b", "b1", link="https://partner.example/x", text="Update: " + text,
-                          lead_signature=similarity.signature("Update: " + text),
-                          body_signature=similarity.signature("Update: " + text),
-                          numbers=similarity.numbers(text))
-        with migrated.transaction(T0) as tx:
-            apply_entries(tx, [copy], DedupeConfig(), {})
-        (story,) = migrated.stories_with_members(migrated.select_stories(["a", "b"]))
-        assert [m.reason for m in story.members] == ["new", "similar"]  # found through the index
+            assert "entry_bands" not in inspector.get_table_names()
+            assert "ix_entries_published" in {i["name"] for i in inspector.get_indexes("entries")}
+            assert "previous_modified" in {c["name"] for c in inspector.get_columns("rendered")}
+        place(migrated, fingerprinted("b", "b1", "Update: " + RIVER,
+                                      link="https://partner.example/x"))
+        assert reasons(migrated, ["a", "b"]) == [["new", "similar"]]
         assert migrated.save_rendered(rendered_feed("all", "rss", b"<rss/>", T0))
     finally:
         migrated.close()
 
 
-def test_an_edited_entry_is_indexed_under_its_new_bands_only(store: Store) -> None:
-    """Band rows have no index by entry: an edit finds the old ones by their key, recomputed
-    from the stored date and signatures, and leaves no stale row behind."""
-    from syndicate.ingest import similarity
+def test_an_edited_entry_is_found_under_its_new_text_only(store: Store) -> None:
+    """An edit re-indexes the entry: a copy of its new text joins it, a copy of its old text
+    (whose keys the index still holds) is verified against the stored signatures and does not."""
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a1", RIVER))
+    place(store, fingerprinted("a", "a1", LIBRARY))
+    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://partner.example/1"),
+          fingerprinted("b", "b2", "Update: " + RIVER, link="https://partner.example/2"))
+    assert reasons(store, ["a", "b"]) == [["new"], ["new", "similar"]]
+
+
+def test_the_index_sees_entries_another_process_inserted(store: Store) -> None:
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a1", RIVER))  # loads this week into our index
+    other = Store(store.url)
+    try:
+        place(other, fingerprinted("a", "a2", LIBRARY))
+    finally:
+        other.close()
+    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://b.example/1"))
+    assert reasons(store, ["a", "b"]) == [["new"], ["new", "similar"]]
+
+
+def test_the_index_sees_entries_another_process_edited(store: Store) -> None:
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a1", RIVER))  # our index holds a1's keys for RIVER
+    other = Store(store.url)
+    try:
+        place(other, fingerprinted("a", "a1", LIBRARY))  # edited in place: same id
+    finally:
+        other.close()
+    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://b.example/1"))
+    assert reasons(store, ["a", "b"]) == [["new", "similar"]]
+
+
+def test_a_rolled_back_write_leaves_the_index_complete(store: Store) -> None:
+    """The ids a rolled-back write took are given again, by this process or another: the
+    index must not take them for entries it has already seen."""
     from syndicate.ingest.placing import apply_entries
-    from syndicate.store.schema import band_bucket
     from syndicate.types import DedupeConfig
 
-    def fingerprinted(body: str, summary: str, **changes: object) -> object:
-        return make_entry("a", "a1", text=body, lead_signature=similarity.signature(summary),
-                          body_signature=similarity.signature(body), **changes)
-
-    first = fingerprinted(
-        "The river authority opened the rebuilt lock at Kesselbrück on Tuesday after 14 "
-        "months of work, letting barges of up to 110 metres pass again.",
-        "Barges pass the rebuilt lock at Kesselbrück again, after fourteen months of work "
-        "on its gates.")
-    edited = fingerprinted(
-        "A different story about a library and its opening hours during the exam season, "
-        "with students collecting signatures for longer evenings.",
-        "Students collect signatures for a library that stays open longer in the exam "
-        "season, they say.", published=T0 + timedelta(days=30), updated=T0 + timedelta(days=30))
-    store.sync_sources([source("a")], T0)
-
-    def band_rows() -> list[tuple[int, int]]:
-        with store.engine.connect() as conn:
-            return sorted(conn.execute(sa.text("SELECT bucket, band_key FROM entry_bands")).all())
-
-    with store.transaction(T0) as tx:
-        apply_entries(tx, [first], DedupeConfig(), {})  # type: ignore[list-item]
-    assert len(band_rows()) == 2 * similarity.BANDS  # lead and body
-    with store.transaction(T0) as tx:
-        apply_entries(tx, [edited], DedupeConfig(), {})  # type: ignore[list-item]
-    bucket = band_bucket(edited.published)  # type: ignore[attr-defined]
-    assert band_rows() == sorted((bucket, key) for key in dedupe.band_keys(edited))  # type: ignore[arg-type]
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a0", "Nothing alike: the council voted on the budget "
+                               "for next year's roads and schools after a long debate."))
+    with pytest.raises(RuntimeError), store.transaction(T0) as tx:
+        apply_entries(tx, [fingerprinted("a", "a1", RIVER)], DedupeConfig(), {})
+        raise RuntimeError("disk full")
+    other = Store(store.url)
+    try:
+        place(other, fingerprinted("a", "a2", LIBRARY))  # takes the id a1 had
+    finally:
+        other.close()
+    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://b.example/1"),
+          fingerprinted("b", "b2", "Update: " + RIVER, link="https://b.example/2"))
+    assert reasons(store, ["a", "b"]) == [["new"], ["new"], ["new", "similar"]]
 
 
-def test_a_version_3_database_keeps_16_bands_and_no_index_by_entry(store: Store) -> None:
-    from syndicate.ingest import similarity
-
-    signature = similarity.signature("The river authority opened the rebuilt lock at "
-                                     "Kesselbrück on Tuesday after 14 months of work.")
-    assert signature is not None
-    kept = similarity.band_keys(signature, kind=1)
-    # The first version's 32 bands: the same hash for bands 16 to 31, which are dropped.
-    dropped = [(1 << 61) | (band << 56) | 12345 for band in range(16, 32)]
+def test_a_version_4_database_loses_its_band_table(store: Store) -> None:
+    store.sync_sources([source("a"), source("b")], T0)
+    place(store, fingerprinted("a", "a1", RIVER))
     with store.write_engine.begin() as conn:
-        conn.execute(sa.text("CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)"))
-        conn.execute(sa.text("INSERT INTO entry_bands (bucket, band_key, entry_id) "
-                             "VALUES (2900, :key, 7)"), [{"key": k} for k in kept + dropped])
-        conn.execute(store_schema.meta.update().values(value="3"))
+        store_schema.entry_bands.create(conn)
+        conn.execute(sa.text("DROP INDEX ix_entries_published"))
+        conn.execute(store_schema.meta.update().values(value="4"))
     store.close()
     migrated = Store(store.url)
     try:
         with migrated.engine.connect() as conn:
-            indexes = {i["name"] for i in sa.inspect(conn).get_indexes("entry_bands")}
-            keys = set(conn.execute(sa.text("SELECT band_key FROM entry_bands")).scalars())
             assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
-        assert "ix_entry_bands_entry" not in indexes
-        assert keys == set(kept)
+            assert "entry_bands" not in sa.inspect(conn).get_table_names()
+        place(migrated, fingerprinted("b", "b1", "Update: " + RIVER,
+                                      link="https://partner.example/x"))
+        assert reasons(migrated, ["a", "b"]) == [["new", "similar"]]
     finally:
         migrated.close()
 

@@ -40,6 +40,7 @@ from ..types import (
     outlet_key,
 )
 from . import schema
+from .bandindex import BandIndex
 from .schema import (
     archive_pages,
     band_bucket,
@@ -255,6 +256,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._turns = _Turns()
+        self._bands = BandIndex()  # the near-duplicate index of this process's writes
         try:
             self.engine = create_engine(url)
             self.write_engine = create_engine(url, writer=True)
@@ -367,15 +369,20 @@ class Store:
         """One source update. Updates are serialized so that two sources carrying the same
         new story at once cannot both create it: SQLite by its write lock, PostgreSQL by a
         transaction-scoped advisory lock shared by every worker process."""
-        with self._writing() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPDATE_LOCK})
-            tx = UpdateTransaction(conn, now)
-            yield tx
-            if tx.stories_changed:
-                version = conn.execute(sa.select(meta.c.value).where(
-                    meta.c.key == STORIES_VERSION)).scalar()
-                _set_meta(conn, STORIES_VERSION, str(int(version or 0) + 1))
+        try:
+            with self._writing() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": _UPDATE_LOCK})
+                tx = UpdateTransaction(conn, now, self._bands)
+                yield tx
+                if tx.stories_changed:
+                    version = conn.execute(sa.select(meta.c.value).where(
+                        meta.c.key == STORIES_VERSION)).scalar()
+                    _set_meta(conn, STORIES_VERSION, str(int(version or 0) + 1))
+        except BaseException:
+            self._bands.forget()  # it may hold keys of entries that were rolled back
+            raise
 
     # --- reading stories -----------------------------------------------------------------------
 
@@ -518,11 +525,6 @@ _SIGNATURES = sa.select(entries.c.id, entries.c.story_id, entries.c.published,
                         entries.c.language, entries.c.lead_signature, entries.c.body_signature,
                         entries.c.numbers).where(
     entries.c.id.in_(sa.bindparam("ids", expanding=True)))
-# entry_bands through the driver (see UpdateTransaction.band_neighbours); {m}, {bucket} and
-# {keys} become the driver's placeholders.
-_BAND_NEIGHBOURS_SQL = ("SELECT band_key, entry_id FROM entry_bands "
-                        "WHERE bucket = {bucket} AND band_key {keys}")
-_INSERT_BANDS_SQL = "INSERT INTO entry_bands (bucket, band_key, entry_id) VALUES ({m}, {m}, {m})"
 _NOT_MODIFIED = sources.update().where(sources.c.id == sa.bindparam("source_id")).values(
     etag=sa.bindparam("new_etag"), last_modified=sa.bindparam("new_last_modified"),
     last_status=sa.bindparam("new_status"), next_fetch_at=sa.bindparam("new_next_fetch_at"),
@@ -542,10 +544,6 @@ _DELETE_OUTLETS = story_outlets.delete().where(
 _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
 _SET_RAW_DIGEST = entries.update().where(entries.c.id == sa.bindparam("entry_id")).values(
     raw_digest=sa.bindparam("new_raw_digest"))
-_STORED_BANDS = sa.select(entries.c.published, entries.c.lead_signature,
-                          entries.c.body_signature).where(entries.c.id == sa.bindparam("entry_id"))
-_DELETE_BANDS_SQL = ("DELETE FROM entry_bands WHERE bucket = {m} AND band_key = {m} "
-                     "AND entry_id = {m}")
 
 
 class SourceInfos(Mapping[str, SourceInfo]):
@@ -582,17 +580,33 @@ class SourceInfos(Mapping[str, SourceInfo]):
 class UpdateTransaction:
     """Reads and writes of one source update, inside one database transaction."""
 
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    def __init__(self, conn: Connection, now: datetime,
+                 bands: BandIndex | None = None) -> None:
         self.conn = conn
         self.now = now
         self.stories_changed = False  # bumps STORIES_VERSION when the transaction ends
+        self._bands_index = bands or BandIndex()
+        self._bands_current = False  # caught up with the store in this transaction
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that is undone alone if it raises (one source of a
         group written together)."""
-        with self.conn.begin_nested():
-            yield
+        try:
+            with self.conn.begin_nested():
+                yield
+        except BaseException:
+            self._bands_index.forget()  # it may hold keys of entries that were rolled back
+            self._bands_current = False
+            raise
+
+    def _bands(self) -> BandIndex:
+        """The near-duplicate index, caught up with the store once per transaction (before
+        this transaction adds to it)."""
+        if not self._bands_current:
+            self._bands_index.catch_up(self.conn)
+            self._bands_current = True
+        return self._bands_index
 
     def is_open(self) -> bool:
         """Is the database transaction still there? After some errors (a full disk, an I/O
@@ -666,17 +680,13 @@ class UpdateTransaction:
 
     def band_neighbours(self, probes: Iterable[BandProbe]) -> dict[int, list[Neighbour]]:
         """Stored entries indexed under each band key, for entries dated within a probe's
-        [since, until]: one (week, key) index probe per week the range touches. Through the
-        driver: a batch probes thousands of keys, and SQLAlchemy's per-parameter work cost
-        more than the look-up itself."""
+        [since, until]: the keys are looked up in each week the range touches
+        (``BandIndex``), and the entries found are read with their signatures."""
         keys_by_week: dict[int, set[int]] = {}
         for since, until, keys in probes:
             for bucket in range(band_bucket(since), band_bucket(until) + 1):
                 keys_by_week.setdefault(bucket, set()).update(keys)
-        rows: list[tuple[int, int]] = []
-        for bucket, week_keys in keys_by_week.items():
-            for chunk in _chunks(sorted(week_keys)):
-                rows += self._driver_rows(_BAND_NEIGHBOURS_SQL, bucket, chunk)
+        rows = self._bands().neighbours(self.conn, keys_by_week)
         # An entry sharing many bands comes back once per band: load it once.
         found: dict[int, Neighbour] = {}
         for chunk in _chunks(list({entry_id for _, entry_id in rows})):
@@ -687,29 +697,10 @@ class UpdateTransaction:
                                      tuple(r.numbers)))
         by_key: dict[int, list[Neighbour]] = {}
         for key, entry_id in rows:
-            by_key.setdefault(key, []).append(found[entry_id])
+            neighbour = found.get(entry_id)
+            if neighbour is not None:
+                by_key.setdefault(key, []).append(neighbour)
         return by_key
-
-    def _driver_rows(self, sql: str, bucket: int, keys: list[int]) -> Sequence[Any]:
-        """``sql``'s rows for one week's bucket and a list of keys, in the driver's own
-        parameter style (SQLite: an IN list; PostgreSQL: one array parameter)."""
-        if self.conn.dialect.name == "postgresql":
-            statement = sql.format(bucket="%s", keys="= ANY(%s)")
-            return self.conn.exec_driver_sql(statement, (bucket, keys)).all()
-        marks = ",".join("?" * len(keys))
-        statement = sql.format(bucket="?", keys=f"IN ({marks})")
-        return self.conn.exec_driver_sql(statement, (bucket, *keys)).all()
-
-    def _insert_band_rows(self, rows: list[tuple[int, int, int]]) -> None:
-        self._driver_many(_INSERT_BANDS_SQL, rows)
-
-    def _delete_band_rows(self, rows: list[tuple[int, int, int]]) -> None:
-        self._driver_many(_DELETE_BANDS_SQL, rows)
-
-    def _driver_many(self, sql: str, rows: list[tuple[int, int, int]]) -> None:
-        if rows:
-            mark = "%s" if self.conn.dialect.name == "postgresql" else "?"
-            self.conn.exec_driver_sql(sql.format(m=mark), rows)
 
     def _new_ids(self, table: sa.Table, count: int) -> list[int]:
         """Ids for ``count`` new rows of ``table``, so that they can be inserted many to a
@@ -753,18 +744,17 @@ class UpdateTransaction:
                  guid=n.entry.guid, first_seen=self.now, reason=n.reason, score=n.score,
                  digest=n.digest, raw_digest=n.raw_digest, **_entry_values(n.entry))
             for entry_id, n in zip(ids, new, strict=True)])
-        bands = []
+        bands = self._bands()
         for entry_id, n in zip(ids, new, strict=True):
-            bands += _band_rows(entry_id, n.entry, n.band_keys)
-        self._insert_band_rows(bands)
+            bands.add(entry_id, n.entry.published, n.band_keys)
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
-        stored = self.conn.execute(_STORED_BANDS, {"entry_id": entry_id}).one()
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
-        self._delete_band_rows(_stored_band_rows(entry_id, stored))
-        self._insert_band_rows(_band_rows(entry_id, entry, band_keys))
+        bands = self._bands()
+        bands.add(entry_id, entry.published, band_keys)  # its old keys stay: see BandIndex
+        bands.stamp_edit(self.conn)
 
     def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
         self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
@@ -840,23 +830,6 @@ def _fetch_state(row: Any) -> FetchState:
         redirect_target=row.redirect_target, redirect_count=row.redirect_count,
         permanent_url=row.permanent_url,
     )
-
-
-def _stored_band_rows(entry_id: int, stored: Any) -> list[tuple[int, int, int]]:
-    """The band rows an entry was indexed under: a pure function of its stored date and
-    signatures (``ingest.similarity``, borrowed by the store for this one purpose), so they
-    need no index by entry to be found."""
-    from ..ingest.similarity import entry_band_keys
-
-    bucket = band_bucket(stored.published)
-    return [(bucket, key, entry_id)
-            for key in entry_band_keys(stored.lead_signature, stored.body_signature)]
-
-
-def _band_rows(entry_id: int, entry: Entry,
-               band_keys: Sequence[int]) -> list[tuple[int, int, int]]:
-    bucket = band_bucket(entry.published)
-    return [(bucket, key, entry_id) for key in band_keys]
 
 
 def _chunks(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:

@@ -128,6 +128,8 @@ entries = sa.Table(
     sa.Index("ix_entries_story", "story_id"),
     sa.Index("ix_entries_link", "link"),
     sa.Index("ix_entries_content_hash", "content_hash"),
+    # The near-duplicate index loads a week's entries by their date (store/bandindex.py).
+    sa.Index("ix_entries_published", "published"),
 )
 
 # Each story's outlets by identity (``types.outlet_key``), so feeds can select stories that a
@@ -142,12 +144,9 @@ story_outlets = sa.Table(
     sa.Index("ix_story_outlets_story", "story_id"),
 )
 
-# The near-duplicate index: an entry's LSH band keys. The index leads with the week the entry
-# is dated in (``band_bucket``): look-ups probe the one to three weeks around an entry's date,
-# and inserts of today's news land in this week's part of the B-tree, which stays in cache
-# however many older stories are stored.
-# A key-first index would scatter every insert across the whole table (one page write per band
-# key and entry), and its cost would grow with the store.
+# Until version 5, the near-duplicate index: an entry's LSH band keys, led by the week the
+# entry is dated in (``band_bucket``). Version 5 drops it for an index in memory with the same
+# weeks (store/bandindex.py); the table stays defined for migrations 1 to 4.
 BUCKET_SECONDS = 7 * 24 * 3600
 
 entry_bands = sa.Table(
@@ -249,11 +248,20 @@ def _fewer_bands(conn: Connection) -> None:
     conn.execute(sa.text("DELETE FROM entry_bands WHERE ((band_key >> 56) & 31) >= 16"))
 
 
+def _bands_in_memory(conn: Connection) -> None:
+    """Version 5: the band index is kept in memory, derived from the entries' signatures
+    (store/bandindex.py), which load a week at a time by the entries' dates."""
+    entry_bands.drop(conn, checkfirst=True)
+    published = next(i for i in entries.indexes if i.name == "ix_entries_published")
+    published.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_initial_tables,
     _clustered_bands_and_feed_history,
     _archive_pages,
     _fewer_bands,
+    _bands_in_memory,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,39 @@
+"""The in-memory band index's week: sorted arrays plus recent additions, against a model."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from syndicate.store import bandindex
+
+
+@pytest.mark.parametrize("merge_every", [1, 7, 10_000])
+def test_a_week_finds_every_entry_under_every_key_whether_merged_or_not(
+        monkeypatch: pytest.MonkeyPatch, merge_every: int) -> None:
+    monkeypatch.setattr(bandindex, "MERGE_MIN_KEYS", merge_every)
+    rnd = random.Random(7)
+    week = bandindex._Week()
+    model: dict[int, list[int]] = {}
+    shared = [rnd.getrandbits(63) for _ in range(20)]  # keys several entries share
+    for entry_id in range(1, 400):
+        keys = {rnd.getrandbits(63) for _ in range(5)} | {rnd.choice(shared)}
+        week.add(entry_id, keys)
+        for key in keys:
+            model.setdefault(key, []).append(entry_id)
+    probe = [*shared, *rnd.sample(sorted(model), 50), *(rnd.getrandbits(63) for _ in range(50))]
+    found = sorted(week.lookup(probe))
+    assert found == sorted((key, entry_id) for key in probe for entry_id in model.get(key, []))
+    week.merge()
+    assert sorted(week.lookup(probe)) == found and not week.recent
+
+
+def test_the_largest_keys_survive_the_arrays() -> None:
+    """Keys use all 63 bits (kind, band, hashes): they must compare as unsigned integers."""
+    week = bandindex._Week()
+    keys = [(1 << 63) - 1, 1 << 62, 1, 0]
+    for entry_id, key in enumerate(keys, 1):
+        week.add(entry_id, [key])
+    week.merge()
+    assert sorted(week.lookup(keys)) == sorted(zip(keys, range(1, 5), strict=True))
