@@ -8,6 +8,7 @@ import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urljoin
 
 import feedparser
 import pytest
@@ -151,6 +152,26 @@ def test_canonical_url_never_raises_and_is_idempotent() -> None:
                 assert result.startswith(("http://", "https://")), (url, base, result)
                 assert result.isascii() and "#" not in result, (url, base, result)
                 assert canonical_url(result) == result, (url, base, result)
+
+
+def test_canonical_url_resolves_as_urljoin_does() -> None:
+    """An absolute URL skips urljoin: the result must be the joined URL's all the same."""
+    pieces = ["http://", "https://", "HTTP://", "//", "a.example", "A.Example:8080", "/", "..",
+              "./", ";", ";p=1", "?", "?q=1", "&utm_source=x", "#", "#f", "%41", "ü", "@",
+              "user:pw@", "[::1]", "mailto:x", "x", ":80", "\\"]
+    rng = random.Random(7)
+    urls = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    urls += ["https://a.example/a;", "http://a.example/p;x?y#z", "https://a.example",
+             "https://a.example?", "https://a.example/a/../b", "HTTPS://a.example/#"]
+    for base in ("https://example.com/feed/", "http://example.com/a/b", "/local/feed.xml",
+                 "HTTP://Example.com/"):
+        for url in urls:
+            try:
+                joined = urljoin(base, url)
+            except ValueError:
+                joined = None
+            expected = canonical_url(joined) if joined is not None else None
+            assert canonical_url(url, base) == expected, (url, base)
 
 
 # --- sanitize_html ----------------------------------------------------------------------------
