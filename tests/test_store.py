@@ -298,13 +298,13 @@ def reasons(store: Store, source_ids: list[str]) -> list[list[str]]:
 
 def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store: Store) -> None:
     """Migrations 2 to 5 from the first version 1's shape: rendered.previous_modified added,
-    the band table gone, and old entries still findable as near-duplicates (the index in
-    memory is derived from their stored signatures)."""
+    a row of band keys per entry (computed from the stored signatures) instead of a row per
+    key, so old entries stay findable as near-duplicates."""
     store.sync_sources([source("a"), source("b")], T0)
     place(store, fingerprinted("a", "a1", RIVER))
     # Back to the shape the first version 1 had.
     with store.write_engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_entries_published"))
+        conn.execute(sa.text("DROP TABLE entry_keys"))
         conn.execute(sa.text(
             "CREATE TABLE entry_bands (bucket INTEGER NOT NULL, band_key BIGINT NOT NULL, "
             "published TIMESTAMP NOT NULL, language VARCHAR(8) NOT NULL, "
@@ -320,7 +320,7 @@ def test_a_database_of_the_first_version_1_is_brought_to_the_current_shape(store
             inspector = sa.inspect(conn)
             assert store_schema.schema_version(conn) == store_schema.SCHEMA_VERSION
             assert "entry_bands" not in inspector.get_table_names()
-            assert "ix_entries_published" in {i["name"] for i in inspector.get_indexes("entries")}
+            assert "entry_keys" in inspector.get_table_names()
             assert "previous_modified" in {c["name"] for c in inspector.get_columns("rendered")}
         place(migrated, fingerprinted("b", "b1", "Update: " + RIVER,
                                       link="https://partner.example/x"))
@@ -335,8 +335,15 @@ def test_an_edited_entry_is_found_under_its_new_text_only(store: Store) -> None:
     (whose keys the index still holds) is verified against the stored signatures and does not."""
     store.sync_sources([source("a"), source("b")], T0)
     place(store, fingerprinted("a", "a1", RIVER))
-    place(store, fingerprinted("a", "a1", LIBRARY))
-    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://partner.example/1"),
+    edited = fingerprinted("a", "a1", LIBRARY, published=T0 + timedelta(days=30))
+    place(store, edited)
+    with store.engine.connect() as conn:  # one row, in the week of the entry's new date
+        rows = conn.execute(sa.select(store_schema.entry_keys)).all()
+    assert [(r.bucket, bytes(r.band_keys)) for r in rows] == [
+        (store_schema.band_bucket(edited.published),
+         store_schema.pack_keys(dedupe.band_keys(edited)))]
+    place(store, fingerprinted("b", "b1", "Update: " + LIBRARY, link="https://partner.example/1",
+                               published=edited.published),
           fingerprinted("b", "b2", "Update: " + RIVER, link="https://partner.example/2"))
     assert reasons(store, ["a", "b"]) == [["new"], ["new", "similar"]]
 
@@ -392,7 +399,7 @@ def test_a_version_4_database_loses_its_band_table(store: Store) -> None:
     place(store, fingerprinted("a", "a1", RIVER))
     with store.write_engine.begin() as conn:
         store_schema.entry_bands.create(conn)
-        conn.execute(sa.text("DROP INDEX ix_entries_published"))
+        conn.execute(sa.text("DROP TABLE entry_keys"))
         conn.execute(store_schema.meta.update().values(value="4"))
     store.close()
     migrated = Store(store.url)

@@ -1,49 +1,47 @@
 """The near-duplicate index in memory: LSH band key → the entries indexed under it, by week.
 
-It was a table (``entry_bands``: week, band key, entry id), and that table was the largest
-cost of a cold ingest: about 30 rows written and probed per entry, each a B-tree insert or
-look-up at a random place (SQLite alone takes 4 µs a row to insert them; through the store,
-band rows and probes were 18 of the writer's 43 seconds on the bench corpus). What it held
-is a pure function of each entry's date and stored signatures (``ingest.similarity``), so the
-store now derives it in the writing process instead of writing it:
+The store keeps each entry's band keys in one row (``entry_keys``: week, entry id, the keys
+packed), and this process looks them up in memory: a week is read whole, as one range of
+that table, when a probe first touches it, and held as a sorted array of keys with the entry
+id beside each (later entries wait in a small dictionary until they are merged in). Before,
+a row per key (``entry_bands``) made a cold ingest write and probe thirty rows per entry at
+random places in one B-tree: 18 of the writer's 43 seconds on the bench corpus.
 
-- a week is loaded when a probe first touches it, from the signatures of the entries dated
-  in it (``entries.published`` is indexed), and held as a sorted array of keys with the
-  entry id beside each; later entries wait in a small dictionary until they are merged in;
+The loaded weeks follow the store:
 - entries this process inserts or edits are added as they are written;
-- entries other processes inserted are read at the start of each transaction that probes:
-  those with a larger id than the largest this index has seen (ids grow with every insert,
-  which happens under the write lock);
+- entries other processes inserted are read at the start of each transaction that probes or
+  writes: those with a larger id than the largest this index has seen (ids grow with every
+  insert, which happens under the write lock);
 - an edit changes an entry's keys in place, which another process cannot see by its id:
   every edit stamps ``meta.bands_epoch`` anew, and a process that finds a stamp it did not
   write drops what it loaded (edits are rare: a feed that rewrites an entry);
-- whatever a rolled-back write may have added, the index is dropped and loaded again.
+- whatever a rolled-back write may have added, the index is dropped and read again (the
+  ids that write took are given again, and must not count as seen).
 
-Stale keys (an edited entry's old ones) are harmless: a candidate is always verified on the
-signatures read from the store. A missing key would lose a duplicate, which is why every
-path above errs towards dropping and reloading. At most ``MAX_WEEKS`` weeks are kept,
+Stale keys (an edited entry's old ones, kept in memory) are harmless: a candidate is always
+verified on the signatures read from the store. A missing key would lose a duplicate, which
+is why every path above errs towards reading again. At most ``MAX_WEEKS`` weeks are kept,
 the least recently probed dropped first, so a long-running process does not grow.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .schema import BUCKET_SECONDS, band_bucket, entries, meta
+from .schema import band_bucket, entries, entry_keys, meta
 
 EPOCH_KEY = "bands_epoch"
 MAX_WEEKS = 12
 # Entries added since the last merge wait in a dictionary; merging costs a sort of the week,
 # so it waits until the dictionary holds a fair share of the week's keys.
 MERGE_MIN_KEYS = 50_000
-_LOAD_PAGE = 5000  # entries read at a time when a week is loaded (1 KB of signatures each)
 
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 _EMPTY_IDS = np.empty(0, dtype=np.int64)
@@ -71,13 +69,16 @@ class _Week:
         if not self.recent:
             return
         pairs = [(key, entry_id) for key, ids in self.recent.items() for entry_id in ids]
-        keys = np.concatenate([self.keys, np.fromiter((k for k, _ in pairs), np.uint64,
-                                                      len(pairs))])
-        ids = np.concatenate([self.ids, np.fromiter((i for _, i in pairs), np.int64,
-                                                    len(pairs))])
+        self.recent, self.recent_count = {}, 0
+        self.add_arrays(np.fromiter((k for k, _ in pairs), np.uint64, len(pairs)),
+                        np.fromiter((i for _, i in pairs), np.int64, len(pairs)))
+
+    def add_arrays(self, keys: Any, ids: Any) -> None:
+        """Keys with the entry id beside each, merged into the sorted arrays at once."""
+        keys = np.concatenate([self.keys, keys])
+        ids = np.concatenate([self.ids, ids])
         order = np.argsort(keys, kind="stable")
         self.keys, self.ids = keys[order], ids[order]
-        self.recent, self.recent_count = {}, 0
 
     def lookup(self, keys: list[int]) -> Iterator[tuple[int, int]]:
         """(key, entry id) for every entry indexed under one of ``keys``."""
@@ -118,7 +119,8 @@ class BandIndex:
             self._epoch = epoch
         largest = conn.execute(sa.select(sa.func.max(entries.c.id))).scalar() or 0
         if self._seen_id is not None and largest > self._seen_id and self._weeks:
-            self._load(conn, entries.c.id > self._seen_id, only=set(self._weeks))
+            for bucket, week in self._weeks.items():
+                self._read(conn, week, bucket, after=self._seen_id)
         self._seen_id = largest
 
     def neighbours(self, conn: Connection,
@@ -148,39 +150,27 @@ class BandIndex:
     def _week(self, conn: Connection, bucket: int) -> _Week:
         week = self._weeks.pop(bucket, None)
         if week is None:
-            self._load(conn, sa.and_(entries.c.published >= _week_start(bucket),
-                                     entries.c.published < _week_start(bucket + 1)),
-                       only={bucket}, fresh=True)
-            week = self._weeks.pop(bucket)
+            week = _Week()
+            self._read(conn, week, bucket)
             while len(self._weeks) >= MAX_WEEKS:
                 del self._weeks[next(iter(self._weeks))]  # the least recently probed
         self._weeks[bucket] = week  # now the most recently probed
         return week
 
-    def _load(self, conn: Connection, where: Any, only: set[int], fresh: bool = False) -> None:
-        """Add the keys of the stored entries that match ``where`` and fall in the weeks
-        ``only``; ``fresh``: those weeks are loaded whole, anew."""
-        from ..ingest.similarity import entry_band_keys
-
-        if fresh:
-            for bucket in only:
-                self._weeks[bucket] = _Week()
-        query = (sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
-                           entries.c.body_signature).where(where).order_by(entries.c.id))
-        last_id = 0
-        while True:  # a page at a time: a week of a large store is a lot of signatures
-            rows = conn.execute(query.where(entries.c.id > last_id).limit(_LOAD_PAGE)).all()
-            for row in rows:
-                bucket = band_bucket(row.published)
-                if bucket in only:
-                    self._weeks[bucket].add(row.id, entry_band_keys(row.lead_signature,
-                                                                    row.body_signature))
-            if len(rows) < _LOAD_PAGE:
-                break
-            last_id = rows[-1].id
-        for bucket in only:
-            self._weeks[bucket].merge()
+    @staticmethod
+    def _read(conn: Connection, week: _Week, bucket: int, after: int = 0) -> None:
+        """Add a week's stored keys to ``week``: all of them, or those of entries after an id."""
+        rows = conn.execute(sa.select(entry_keys.c.entry_id, entry_keys.c.band_keys).where(
+            entry_keys.c.bucket == bucket, entry_keys.c.entry_id > after)).all()
+        if rows:
+            week.merge()
+            week.add_arrays(*unpack_rows(rows))
 
 
-def _week_start(bucket: int) -> datetime:
-    return datetime.fromtimestamp(bucket * BUCKET_SECONDS, UTC)
+def unpack_rows(rows: Sequence[Any]) -> tuple[Any, Any]:
+    """(keys, entry ids) of stored ``entry_keys`` rows, as two aligned arrays."""
+    packed = [bytes(row.band_keys) for row in rows]
+    keys = np.frombuffer(b"".join(packed), dtype="<i8").astype(np.uint64)
+    counts = [len(p) // 8 for p in packed]
+    ids = np.repeat(np.fromiter((row.entry_id for row in rows), np.int64, len(rows)), counts)
+    return keys, ids

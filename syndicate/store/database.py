@@ -45,7 +45,9 @@ from .schema import (
     archive_pages,
     band_bucket,
     entries,
+    entry_keys,
     meta,
+    pack_keys,
     rendered,
     sources,
     stories,
@@ -540,6 +542,9 @@ _INSERT_OUTLETS = story_outlets.insert()
 _DELETE_OUTLETS = story_outlets.delete().where(
     story_outlets.c.story_id == sa.bindparam("story_id"))
 _UPDATE_ENTRY = entries.update().where(entries.c.id == sa.bindparam("entry_id"))
+_PUBLISHED = sa.select(entries.c.published).where(entries.c.id == sa.bindparam("entry_id"))
+_DELETE_KEYS = entry_keys.delete().where(entry_keys.c.bucket == sa.bindparam("bucket"),
+                                         entry_keys.c.entry_id == sa.bindparam("entry_id"))
 _SET_RAW_DIGEST = entries.update().where(entries.c.id == sa.bindparam("entry_id")).values(
     raw_digest=sa.bindparam("new_raw_digest"))
 
@@ -743,6 +748,10 @@ class UpdateTransaction:
         bands = self._bands()
         for entry_id, n in zip(ids, new, strict=True):
             bands.add(entry_id, n.entry.published, n.band_keys)
+        self._insert_many(entry_keys, [
+            {"bucket": band_bucket(n.entry.published), "entry_id": entry_id,
+             "band_keys": pack_keys(n.band_keys)}
+            for entry_id, n in zip(ids, new, strict=True) if n.band_keys])
 
     def _insert_many(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows (each with the same keys) in one executemany through the driver, with
@@ -765,9 +774,14 @@ class UpdateTransaction:
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
+        bands = self._bands()
+        published = self.conn.execute(_PUBLISHED, {"entry_id": entry_id}).scalar_one()
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
-        bands = self._bands()
+        self.conn.execute(_DELETE_KEYS, {"bucket": band_bucket(published), "entry_id": entry_id})
+        self._insert_many(entry_keys, [
+            {"bucket": band_bucket(entry.published), "entry_id": entry_id,
+             "band_keys": pack_keys(band_keys)}] if band_keys else [])
         bands.add(entry_id, entry.published, band_keys)  # its old keys stay: see BandIndex
         bands.stamp_edit(self.conn)
 

@@ -12,7 +12,8 @@ idempotent — check with ``sa.inspect(conn)`` before adding a column, index or 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,8 +129,6 @@ entries = sa.Table(
     sa.Index("ix_entries_story", "story_id"),
     sa.Index("ix_entries_link", "link"),
     sa.Index("ix_entries_content_hash", "content_hash"),
-    # The near-duplicate index loads a week's entries by their date (store/bandindex.py).
-    sa.Index("ix_entries_published", "published"),
 )
 
 # Each story's outlets by identity (``types.outlet_key``), so feeds can select stories that a
@@ -144,9 +143,9 @@ story_outlets = sa.Table(
     sa.Index("ix_story_outlets_story", "story_id"),
 )
 
-# Until version 5, the near-duplicate index: an entry's LSH band keys, led by the week the
-# entry is dated in (``band_bucket``). Version 5 drops it for an index in memory with the same
-# weeks (store/bandindex.py); the table stays defined for migrations 1 to 4.
+# Until version 5, the near-duplicate index: a row per LSH band key of each entry, led by the
+# week the entry is dated in (``band_bucket``). Version 5 replaced it with entry_keys below;
+# the table stays defined for migrations 1 to 4.
 BUCKET_SECONDS = 7 * 24 * 3600
 
 entry_bands = sa.Table(
@@ -164,6 +163,25 @@ entry_bands = sa.Table(
     # second B-tree insert per row was a fifth of a cold ingest's writing.
     sqlite_with_rowid=False,
 )
+
+# The near-duplicate index as stored: one row per entry, its LSH band keys packed together
+# (``pack_keys``), clustered by the week the entry is dated in. The index itself is built from
+# it in memory, a week at a time (store/bandindex.py): a week of keys is one range read, and a
+# new entry one row, where a row per key made a cold ingest write and probe thirty rows per
+# entry at random places in one B-tree.
+entry_keys = sa.Table(
+    "entry_keys", metadata,
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("band_keys", sa.LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+
+def pack_keys(keys: Sequence[int]) -> bytes:
+    """Band keys (positive 63-bit integers) as stored: little-endian 64-bit integers."""
+    return struct.pack(f"<{len(keys)}q", *keys)
+
 
 # Each output feed's archive pages (RFC 5005): which stories a page holds, fixed when the
 # page fills, so that a page never changes its stories once published (see publish).
@@ -248,12 +266,27 @@ def _fewer_bands(conn: Connection) -> None:
     conn.execute(sa.text("DELETE FROM entry_bands WHERE ((band_key >> 56) & 31) >= 16"))
 
 
-def _bands_in_memory(conn: Connection) -> None:
-    """Version 5: the band index is kept in memory, derived from the entries' signatures
-    (store/bandindex.py), which load a week at a time by the entries' dates."""
+def _keys_per_entry(conn: Connection) -> None:
+    """Version 5: a row of band keys per entry (entry_keys) instead of a row per key
+    (entry_bands), computed from the stored signatures like migration 2's."""
+    from ..ingest.similarity import entry_band_keys
+
+    entry_keys.create(conn, checkfirst=True)
+    last_id = 0
+    while True:  # a page of entries at a time: signatures are 1 KB an entry
+        rows = conn.execute(
+            sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
+                      entries.c.body_signature)
+            .where(entries.c.id > last_id).order_by(entries.c.id).limit(5000)).all()
+        if not rows:
+            break
+        keyed = [(row, entry_band_keys(row.lead_signature, row.body_signature)) for row in rows]
+        values = [{"bucket": band_bucket(row.published), "entry_id": row.id,
+                   "band_keys": pack_keys(keys)} for row, keys in keyed if keys]
+        if values:
+            conn.execute(entry_keys.insert(), values)
+        last_id = rows[-1].id
     entry_bands.drop(conn, checkfirst=True)
-    published = next(i for i in entries.indexes if i.name == "ix_entries_published")
-    published.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -261,7 +294,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _clustered_bands_and_feed_history,
     _archive_pages,
     _fewer_bands,
-    _bands_in_memory,
+    _keys_per_entry,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
