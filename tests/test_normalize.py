@@ -12,8 +12,10 @@ from urllib.parse import urljoin
 
 import feedparser
 import pytest
+from lxml import etree
+from lxml import html as lxml_html
 
-from syndicate.ingest import similarity
+from syndicate.ingest import normalize, similarity
 from syndicate.ingest.normalize import (
     TRACKING_PARAMS,
     canonical_url,
@@ -360,6 +362,67 @@ HTML_TO_TEXT_CASES = [
 )
 def test_html_to_text(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
+
+
+def _text_through_lxml_html(html: str) -> str:
+    """html_to_text as it was written first, on lxml.html's fragment_fromstring."""
+    html = normalize._XML_ILLEGAL.sub("", html)
+    if "<" not in html and "&" not in html:
+        return normalize._collapse_lines(html)
+    try:
+        root = lxml_html.fragment_fromstring(html, create_parent="div",
+                                             parser=normalize._TEXT_PARSER)
+    except (etree.ParserError, ValueError):
+        return ""
+    normalize._mark_line_breaks(root)
+    return normalize._collapse_lines("".join(root.itertext()))
+
+
+def _awkward_fragments() -> list[str]:
+    pieces = ["<p>", "</p>", "<td>", "<tr>", "<table>", "<li>", "<br>", "<title>t</title>",
+              "<meta charset=x>", "<style>s{}</style>", "<head>", "<body>", "</body>",
+              "<html>", "</html>", "<!doctype html>", "<frameset>", "<script>x</script>",
+              "<!-- c -->", "<![CDATA[d]]>", "&amp;", "&nbsp;", "&bogus;", "&#0;", "\u2028",
+              "\x1c", " ", "\n", "text", "Über", "<b>", "</div>", "<div>", "<pre> a  b</pre>",
+              "<", ">", "<?pi x?>", "<svg><title>s</title></svg>", "\r\n"]
+    rng = random.Random(11)
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+
+
+@pytest.mark.parametrize("source", ["cases", "awkward", "sanitize corpus"])
+def test_html_to_text_equals_lxml_html_fragment_text(source: str) -> None:
+    """html_to_text parses without lxml.html's wrappers: the text must stay theirs."""
+    if source == "cases":
+        htmls = [html for _, html, _ in HTML_TO_TEXT_CASES]
+    elif source == "awkward":
+        htmls = _awkward_fragments()
+    else:
+        if not SANITIZE_CORPUS.is_dir():
+            pytest.skip(f"feedparser's sanitize corpus absent: {SANITIZE_CORPUS}")
+        raw = [html for path in sorted(SANITIZE_CORPUS.glob("*.xml"))
+               for html in _corpus_html(path)]
+        htmls = raw + [sanitize_html(html, BASE) for html in raw]
+    compared = 0
+    for html in htmls:
+        text = html_to_text(html)
+        try:
+            expected = _text_through_lxml_html(html)
+        except AssertionError:  # lxml.html's "too many bodies": html_to_text must not raise
+            continue
+        assert text == expected, html
+        compared += 1
+    assert compared > len(htmls) * 0.9
+
+
+@pytest.mark.parametrize(("html", "expected"), [
+    ("a<svg></body><body>b", "ab"),
+    ("<html><head><title>t</title></head><body>a</body><body><p>b</p></body></html>", "a\nb"),
+    ("<html><frameset></frameset></html>", ""),
+    ("<!-- only a comment -->", ""),
+])
+def test_html_to_text_of_documents_lxml_html_refuses(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+    assert plain_title(html) == expected.replace("\n", " ")
 
 
 LONG_TITLE = " ".join(["word"] * 100)  # 499 characters
