@@ -3,6 +3,7 @@ content hashes and whole-entry normalization. Expected results are data in the t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import re
@@ -21,6 +22,7 @@ from syndicate.ingest.normalize import (
     canonical_url,
     content_hash,
     html_to_text,
+    input_digest,
     normalize_entry,
     normalize_language,
     plain_title,
@@ -890,3 +892,50 @@ def test_cited_feed_elements_are_bounded() -> None:
         cited=tuple(ParsedLink(f"https://outlet{i}.example/x") for i in range(5000)))
     entry = normalize_entry(parsed, _feed(), _source(), None, NOW)
     assert len(entry.cited) == 50
+
+
+# --- input_digest -----------------------------------------------------------------------------
+
+DIGEST_CHANGES: dict[str, object] = {
+    "guid": "urn:example:2", "link": "https://news.example.com/a/2", "title": "Another",
+    "summary_html": "<p>A summary</p>", "content_html": LONG_BODY + "<p>more</p>",
+    "published": datetime(2024, 5, 31, 8, 30, tzinfo=UTC),
+    "updated": datetime(2024, 5, 31, 8, 30, tzinfo=timezone(timedelta(hours=2))),
+    "authors": ("Ann",), "categories": ("Politics",),
+    "enclosures": (Enclosure("https://news.example.com/a.mp3", "audio/mpeg", 12),),
+    "language": "de", "cited": (ParsedLink("https://outlet.example/x", "Outlet"),),
+}  # fmt: skip
+
+
+def test_input_digest_reads_every_field_of_a_parsed_entry() -> None:
+    """input_digest names the fields it reads: a new one must be added there, or an edited
+    entry that differs only in it would not be normalized again."""
+    assert set(DIGEST_CHANGES) == {field.name for field in dataclasses.fields(ParsedEntry)}
+    parsed = _parsed()
+    digest = input_digest(parsed, _feed(), _source(), FEED_URL)
+    assert input_digest(_parsed(), _feed(), _source(), FEED_URL) == digest
+    for name, value in DIGEST_CHANGES.items():
+        changed = dataclasses.replace(parsed, **{name: value})
+        assert input_digest(changed, _feed(), _source(), FEED_URL) != digest, name
+    for other in (input_digest(parsed, _feed("de"), _source(), FEED_URL),
+                  input_digest(parsed, _feed(), _source(), "https://other.example/feed"),
+                  input_digest(parsed, _feed(), _source(language="fr"), FEED_URL),
+                  input_digest(parsed, _feed(), _source(citation_labels=("Via",)), FEED_URL),
+                  input_digest(parsed, _feed(), _source(strip_patterns=("x",)), FEED_URL)):
+        assert other != digest
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ({"summary_html": "ab", "content_html": "c"}, {"summary_html": "a", "content_html": "bc"}),
+    ({"summary_html": None, "content_html": "x"}, {"summary_html": "", "content_html": "x"}),
+    ({"summary_html": "x", "content_html": None}, {"summary_html": None, "content_html": "x"}),
+    ({"summary_html": "1:x"}, {"summary_html": "1:", "content_html": "x"}),
+])
+def test_input_digest_tells_html_fields_apart(a: dict[str, object], b: dict[str, object]) -> None:
+    first = input_digest(_parsed(**a), _feed(), _source(), FEED_URL)
+    assert first != input_digest(_parsed(**b), _feed(), _source(), FEED_URL)
+
+
+def test_input_digest_of_text_with_lone_surrogates() -> None:
+    parsed = _parsed(content_html="<p>\ud800 broken</p>", title="\udfff")
+    assert len(input_digest(parsed, _feed(), _source(), FEED_URL)) == 64

@@ -565,10 +565,20 @@ def _first_language(*tags: str | None) -> str | None:
 def input_digest(parsed: ParsedEntry, feed: ParsedFeed, source: SourceConfig,
                  base_url: str | None) -> str:
     """A digest of everything ``normalize_entry`` reads (but the clock): equal digests give
-    equal entries, so an entry the feed repeats unchanged need not be normalized again."""
-    facts = (parsed, feed.language, base_url, source.language, source.citation_labels,
-             source.strip_patterns)
-    return hashlib.sha256(repr(facts).encode()).hexdigest()
+    equal entries, so an entry the feed repeats unchanged need not be normalized again.
+
+    The HTML, most of what an entry says, is hashed as it is, after its length: a ``repr``
+    of it (escaping every character) cost more than the rest of the digest. A test checks
+    that every field of ``ParsedEntry`` changes the digest."""
+    said = repr((parsed.guid, parsed.link, parsed.title, parsed.published, parsed.updated,
+                 parsed.authors, parsed.categories, parsed.enclosures, parsed.language,
+                 parsed.cited, feed.language, base_url, source.language,
+                 source.citation_labels, source.strip_patterns))
+    digest = hashlib.sha256(said.encode("utf-8", "surrogatepass"))
+    for html in (parsed.summary_html, parsed.content_html):
+        written = "-" if html is None else f"{len(html)}:{html}"
+        digest.update(written.encode("utf-8", "surrogatepass"))  # lone surrogates and all
+    return digest.hexdigest()
 
 
 def normalize_entry(
