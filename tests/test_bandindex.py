@@ -18,7 +18,7 @@ def test_a_week_finds_every_entry_under_every_key_whether_merged_or_not(
     model: dict[int, list[int]] = {}
     shared = [rnd.getrandbits(63) for _ in range(20)]  # keys several entries share
     for entry_id in range(1, 400):
-        keys = {rnd.getrandbits(63) for _ in range(5)} | {rnd.choice(shared)}
+        keys = [*{rnd.getrandbits(63) for _ in range(5)}, rnd.choice(shared)]
         week.add(entry_id, keys)
         for key in keys:
             model.setdefault(key, []).append(entry_id)

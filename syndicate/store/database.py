@@ -533,6 +533,12 @@ _NOT_MODIFIED = sources.update().where(sources.c.id == sa.bindparam("source_id")
     last_fetched_at=sa.bindparam("new_now"), last_success_at=sa.bindparam("new_now"),
     error_count=0, last_error=None, redirect_target=sa.bindparam("new_redirect_target"),
     redirect_count=sa.bindparam("new_redirect_count"))
+_ENTRY_COUNT = sa.select(sa.func.count()).select_from(entries).where(
+    entries.c.source_id == sa.bindparam("source_id"))
+# The columns it sets are those of the parameters given (SQLAlchemy caches one compiled form
+# per set of columns): a statement built per call cost more than the update itself.
+_UPDATE_SOURCE = sources.update().where(sources.c.id == sa.bindparam("source_id"))
+_LARGEST_ID = {table.name: sa.select(sa.func.max(table.c.id)) for table in (stories, entries)}
 _SOURCE_INFO = sa.select(sources.c.site_title, sources.c.site_url).where(
     sources.c.id == sa.bindparam("source_id"))
 _RAW_DIGESTS = sa.select(entries.c.guid, entries.c.raw_digest).where(
@@ -717,7 +723,7 @@ class UpdateTransaction:
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
                 "FROM generate_series(1, %s)", (table.name, count))
             return [int(r[0]) for r in rows]
-        largest = self.conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
+        largest = self.conn.execute(_LARGEST_ID[table.name]).scalar()
         first = (largest or 0) + 1
         return list(range(first, first + count))
 
@@ -809,14 +815,13 @@ class UpdateTransaction:
                        content_hash: str, status: int, redirect: RedirectUpdate | None,
                        site_url: str | None, site_title: str | None, warning: str | None,
                        next_fetch_at: datetime) -> None:
-        count = self.conn.execute(sa.select(sa.func.count()).select_from(entries)
-                                  .where(entries.c.source_id == source_id)).scalar_one()
+        count = self.conn.execute(_ENTRY_COUNT, {"source_id": source_id}).scalar_one()
         values: dict[str, Any] = dict(
             etag=etag, last_modified=last_modified, content_hash=content_hash,
             last_status=status, site_url=site_url, site_title=site_title, warning=warning,
             next_fetch_at=next_fetch_at, last_fetched_at=self.now, last_success_at=self.now,
             error_count=0, last_error=None, entry_count=count, **_redirect_values(redirect))
-        self.conn.execute(sources.update().where(sources.c.id == source_id).values(**values))
+        self.conn.execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
 
 
 # --- row ↔ record ------------------------------------------------------------------------------
