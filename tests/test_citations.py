@@ -19,6 +19,7 @@ import nh3
 import pytest
 import yaml
 
+from syndicate.ingest import citations
 from syndicate.ingest.citations import (
     MAX_REFS,
     Citations,
@@ -357,3 +358,25 @@ def test_real_world_feeds_never_raise_or_lose_their_text() -> None:
         before, after = len(text_of(sanitized)), len(text_of(result.body_html))
         if after < before / 2:
             assert result.refs or result.place, where
+
+
+def _could_cite_as_first_written(labels: tuple[str, ...]) -> re.Pattern[str]:
+    words = {citations._folded(max(re.findall(r"\w+", label), key=len, default=""))
+             for label in (*citations.SOURCE_LABELS, *citations.PLACE_LABELS, *labels)} - {""}
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)|besuchen\s+sie|visit\s+us"
+                      r"|visitez|vis[ií]tanos|visitateci")
+
+
+@pytest.mark.parametrize("labels", [(), ("Y",), ("Gesehen bei", "Über", "D'après:", "Ärzte")])
+def test_quick_label_test_matches_as_the_plain_pattern(labels: tuple[str, ...]) -> None:
+    """The quick test's pattern is written for speed; it must match where the plain one does."""
+    fast, plain = citations._could_cite(labels), _could_cite_as_first_written(labels)
+    words = [w for label in (*citations.SOURCE_LABELS, *citations.PLACE_LABELS, *labels)
+             for w in re.findall(r"\w+", citations._folded(label))]
+    pieces = [*words, "besuchen sie", "visit\n us", "vis", "ítanos", "x", "_", "1", "é", " ",
+              "\n", ".", "<p>", "</a>", "ort", "re", "s", "\u2028"]
+    rng = random.Random(3)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        assert (fast.search(text) is None) == (plain.search(text) is None), text

@@ -943,8 +943,16 @@ def _could_cite(labels: tuple[str, ...]) -> re.Pattern[str]:
     # written differently in the markup (&#x27;, a space before the colon).
     words = {_folded(max(re.findall(r"\w+", label), key=len, default=""))
              for label in (*SOURCE_LABELS, *PLACE_LABELS, *labels)} - {""}
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)|besuchen\s+sie|visit\s+us"
+    # The words grouped by their first letter, each group written "q(?<!\w.)(?:uelle|...)":
+    # when every alternative opens with a letter, the regex engine skips (in C) each position
+    # that holds none of them, where a leading (?<!\w) was tried at every position of every
+    # entry's markup. Same matches, twice as fast on the bench corpus.
+    by_first: dict[str, list[str]] = {}
+    for word in sorted(words, key=len, reverse=True):
+        by_first.setdefault(word[0], []).append(re.escape(word[1:]))
+    labels_pattern = "|".join(rf"{re.escape(first)}(?<!\w[\s\S])(?:{'|'.join(rests)})(?!\w)"
+                              for first, rests in by_first.items())
+    return re.compile(rf"{labels_pattern}|besuchen\s+sie|visit\s+us"
                       r"|visitez|vis[ií]tanos|visitateci")
 
 
