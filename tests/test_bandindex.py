@@ -37,3 +37,31 @@ def test_the_largest_keys_survive_the_arrays() -> None:
         week.add(entry_id, [key])
     week.merge()
     assert sorted(week.lookup(keys)) == sorted(zip(keys, range(1, 5), strict=True))
+
+
+def test_kept_candidates_are_bounded_and_the_least_recently_used_go_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bandindex, "CANDIDATES_KEPT", 2)
+    index = bandindex.BandIndex()
+    index.keep(1, "one")
+    index.keep(2, "two")
+    assert index.cached([1]) == ({1: "one"}, [])  # 1 is now the most recently used
+    index.keep(3, "three")
+    assert index.cached([1, 2, 3]) == ({1: "one", 3: "three"}, [2])
+
+
+def test_an_edit_or_a_drop_forgets_what_was_kept(store_url: str) -> None:
+    from syndicate.store import Store
+
+    store = Store(store_url)
+    try:
+        index = bandindex.BandIndex()
+        index.keep(5, "before the edit")
+        index.keep(6, "another entry")
+        with store.write_engine.begin() as conn:
+            index.stamp_edit(conn, 5)
+        assert index.cached([5, 6]) == ({6: "another entry"}, [5])
+        index.forget()
+        assert index.cached([6]) == ({}, [6])
+    finally:
+        store.close()

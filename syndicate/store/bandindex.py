@@ -18,6 +18,11 @@ The loaded weeks follow the store:
 - whatever a rolled-back write may have added, the index is dropped and read again (the
   ids that write took are given again, and must not count as seen).
 
+The entries found are verified on their signatures, read from the store; the index keeps
+the last ``CANDIDATES_KEPT`` it was given (``cached``, ``keep``), since the same entries
+come up again and again (on the bench corpus, 125,000 look-ups found 18,800 entries, and
+ten thousand kept answer four of five). An edit or a drop of the index forgets them too.
+
 Stale keys (an edited entry's old ones, kept in memory) are harmless: a candidate is always
 verified on the signatures read from the store. A missing key would lose a duplicate, which
 is why every path above errs towards reading again. At most ``MAX_WEEKS`` weeks are kept,
@@ -27,7 +32,8 @@ the least recently probed dropped first, so a long-running process does not grow
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +48,7 @@ MAX_WEEKS = 12
 # Entries added since the last merge wait in a dictionary; merging costs a sort of the week,
 # so it waits until the dictionary holds a fair share of the week's keys.
 MERGE_MIN_KEYS = 50_000
+CANDIDATES_KEPT = 10_000  # about 13 MB: two 512-byte signatures and their record each
 
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 _EMPTY_IDS = np.empty(0, dtype=np.int64)
@@ -117,11 +124,31 @@ class BandIndex:
         self._weeks: dict[int, _Week] = {}  # in the order last probed
         self._seen_id: int | None = None  # entries up to this id are in the loaded weeks
         self._epoch: str | None = None
+        self._candidates: OrderedDict[int, Any] = OrderedDict()  # entry id → what was kept
 
     def forget(self) -> None:
         """Drop everything: the next probe loads from the store again."""
         self._weeks.clear()
         self._seen_id = None
+        self._candidates.clear()
+
+    def cached(self, entry_ids: Iterable[int]) -> tuple[dict[int, Any], list[int]]:
+        """What was kept for these entries, and the ids of those with nothing kept."""
+        found, missing = {}, []
+        for entry_id in entry_ids:
+            kept = self._candidates.get(entry_id)
+            if kept is None:
+                missing.append(entry_id)
+            else:
+                self._candidates.move_to_end(entry_id)
+                found[entry_id] = kept
+        return found, missing
+
+    def keep(self, entry_id: int, value: Any) -> None:
+        """Keep what was read for an entry (its candidate record), the oldest making room."""
+        self._candidates[entry_id] = value
+        if len(self._candidates) > CANDIDATES_KEPT:
+            self._candidates.popitem(last=False)
 
     def catch_up(self, conn: Connection) -> None:
         """Bring the loaded weeks up to what the store holds now (at a transaction's start,
@@ -152,8 +179,10 @@ class BandIndex:
         if self._seen_id is not None:
             self._seen_id = max(self._seen_id, entry_id)
 
-    def stamp_edit(self, conn: Connection) -> None:
-        """An entry's keys changed in place: tell the other processes (see the docstring)."""
+    def stamp_edit(self, conn: Connection, entry_id: int) -> None:
+        """An entry changed in place: forget what was kept for it, and tell the other
+        processes (see the docstring)."""
+        self._candidates.pop(entry_id, None)
         epoch = uuid.uuid4().hex
         updated = conn.execute(meta.update().where(meta.c.key == EPOCH_KEY).values(value=epoch))
         if updated.rowcount == 0:

@@ -695,15 +695,18 @@ class UpdateTransaction:
         for since, until, keys in probes:
             for bucket in range(band_bucket(since), band_bucket(until) + 1):
                 keys_by_week.setdefault(bucket, set()).update(keys)
-        rows = self._bands().neighbours(self.conn, keys_by_week)
-        # An entry sharing many bands comes back once per band: load it once.
-        found: dict[int, Neighbour] = {}
-        for chunk in _chunks(list({entry_id for _, entry_id in rows})):
+        bands = self._bands()
+        rows = bands.neighbours(self.conn, keys_by_week)
+        # An entry sharing many bands comes back once per band: load it once, if the index
+        # has not kept it from an earlier look-up.
+        found, missing = bands.cached({entry_id for _, entry_id in rows})
+        for chunk in _chunks(missing):
             for r in self.conn.execute(_SIGNATURES, {"ids": chunk}):
                 found[r.id] = Neighbour(
                     int(r.published.timestamp()), primary_language(r.language),
                     SimilarCandidate(r.id, r.story_id, r.lead_signature, r.body_signature,
                                      tuple(r.numbers)))
+                bands.keep(r.id, found[r.id])
         by_key: dict[int, list[Neighbour]] = {}
         for key, entry_id in rows:
             neighbour = found.get(entry_id)
@@ -789,7 +792,7 @@ class UpdateTransaction:
             {"bucket": band_bucket(entry.published), "entry_id": entry_id,
              "band_keys": pack_keys(band_keys)}] if band_keys else [])
         bands.add(entry_id, entry.published, band_keys)  # its old keys stay: see BandIndex
-        bands.stamp_edit(self.conn)
+        bands.stamp_edit(self.conn, entry_id)
 
     def remember_raw_digest(self, entry_id: int, raw_digest: str) -> None:
         self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
