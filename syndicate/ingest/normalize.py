@@ -440,8 +440,9 @@ def content_hash(text: str, words: list[str] | None = None) -> str | None:
     when the caller has them, which spares a pass over the text when it is NFKC already."""
     text = text or ""
     if words is not None and unicodedata.is_normalized("NFKC", text):
-        # Runs of word characters without "_" are the words below; "_" is rare in prose.
-        if any("_" in word for word in words):
+        # Runs of word characters without "_" are the words below; "_" is rare in prose, and
+        # no character case-folds into one, so the words need a look only if the text has it.
+        if "_" in text and any("_" in word for word in words):
             words = [part for word in words for part in word.split("_") if part]
     else:
         # NFKC first so composed and decomposed accents, and full-width forms, compare equal.
