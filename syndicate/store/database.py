@@ -533,6 +533,8 @@ _NOT_MODIFIED = sources.update().where(sources.c.id == sa.bindparam("source_id")
     last_fetched_at=sa.bindparam("new_now"), last_success_at=sa.bindparam("new_now"),
     error_count=0, last_error=None, redirect_target=sa.bindparam("new_redirect_target"),
     redirect_count=sa.bindparam("new_redirect_count"))
+_MEMBERS = sa.select(entries).where(entries.c.story_id == sa.bindparam("story_id")).order_by(
+    entries.c.id)
 _ENTRY_COUNT = sa.select(sa.func.count()).select_from(entries).where(
     entries.c.source_id == sa.bindparam("source_id"))
 # The columns it sets are those of the parameters given (SQLAlchemy caches one compiled form
@@ -798,8 +800,7 @@ class UpdateTransaction:
         self.conn.execute(_SET_RAW_DIGEST, {"entry_id": entry_id, "new_raw_digest": raw_digest})
 
     def members(self, story_id: int) -> list[StoredMember]:
-        rows = self.conn.execute(
-            sa.select(entries).where(entries.c.story_id == story_id).order_by(entries.c.id))
+        rows = self.conn.execute(_MEMBERS, {"story_id": story_id})
         return [StoredMember(r.id, _entry(r), r.first_seen, r.reason, r.score) for r in rows]
 
     def write_story(self, story_id: int, update: StoryUpdate) -> None:
