@@ -170,3 +170,13 @@ def test_decide_uses_similarity_last() -> None:
 def test_a_huge_text_is_fingerprinted_by_its_start() -> None:
     start = " ".join(f"w{i}" for i in range(similarity.MAX_WORDS))
     assert similarity.signature(start + " tail" * 100_000) == similarity.signature(start)
+
+
+def test_signatures_do_not_depend_on_the_remembered_word_hashes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = plain_signature(ARTICLE)
+    assert similarity.signature(ARTICLE) == expected  # its words remembered now
+    assert similarity.signature(ARTICLE) == expected
+    monkeypatch.setattr(similarity, "MAX_REMEMBERED_WORDS", 5)
+    assert similarity.signature(ARTICLE) == expected  # forgotten on the way
+    assert len(similarity._WORD_HASHES) <= 5 + len(similarity.words(ARTICLE))

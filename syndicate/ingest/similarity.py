@@ -89,14 +89,28 @@ def signature_of_words(tokens: list[str]) -> bytes | None:
     return bytes(minimums.astype("<u4").tobytes())
 
 
+class _WordHashes(dict[str, int]):
+    """word → CRC-32 of its UTF-8, remembered: most words of a text were in earlier ones, and
+    a look-up costs half of encoding and hashing the word again."""
+
+    def __missing__(self, word: str) -> int:
+        value = self[word] = zlib.crc32(word.encode())
+        return value
+
+
+_WORD_HASHES = _WordHashes()
+MAX_REMEMBERED_WORDS = 50_000  # then all forgotten at once: about 8 MB at most
+
+
 def _shingle_hashes(tokens: list[str]) -> npt.NDArray[Any]:
     """32-bit hashes of the word 3-shingles: each word is hashed once (CRC-32), and three
     neighbours are mixed arithmetically, instead of joining and hashing every shingle.
     A shingle that occurs twice is hashed twice: the minimums are the same, and removing
     the few repeats (a sort) cost more than it saved."""
     np, _, _, shift, mix = _numpy()
-    h = np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint64,
-                    count=len(tokens))
+    if len(_WORD_HASHES) > MAX_REMEMBERED_WORDS:
+        _WORD_HASHES.clear()
+    h = np.fromiter(map(_WORD_HASHES.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
     mixed = h[:-2] * mix[0] + h[1:-1] * mix[1] + h[2:]  # wraps mod 2^64, on purpose
     shingles: npt.NDArray[Any] = (mixed >> shift) ^ (mixed & np.uint64(0xFFFFFFFF))
     return shingles
