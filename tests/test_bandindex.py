@@ -65,3 +65,15 @@ def test_an_edit_or_a_drop_forgets_what_was_kept(store_url: str) -> None:
         assert index.cached([6]) == ({}, [6])
     finally:
         store.close()
+
+
+def test_the_web_processes_import_the_store_without_numpy() -> None:
+    """numpy is the writer's: a web process (and a warm re-poll) must not pay for loading it."""
+    import subprocess
+    import sys
+
+    check = ("import sys, syndicate.web.app, syndicate.store.database; "
+             "print('numpy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

@@ -31,27 +31,34 @@ the least recently probed dropped first, so a long-running process does not grow
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .schema import band_bucket, entries, entry_keys, meta
 
 EPOCH_KEY = "bands_epoch"
-MAX_WEEKS = 12
+MAX_WEEKS = 8
 # Entries added since the last merge wait in a dictionary; merging costs a sort of the week,
 # so it waits until the dictionary holds a fair share of the week's keys.
 MERGE_MIN_KEYS = 50_000
 CANDIDATES_KEPT = 10_000  # about 13 MB: two 512-byte signatures and their record each
 
-_EMPTY_KEYS = np.empty(0, dtype=np.uint64)
-_EMPTY_IDS = np.empty(0, dtype=np.int64)
+
+
+@functools.cache
+def _numpy() -> Any:
+    """numpy, on first use: the web processes import the store but never write, and need not
+    load it."""
+    import numpy
+
+    return numpy
 
 
 class _Week:
@@ -60,8 +67,9 @@ class _Week:
     __slots__ = ("ids", "keys", "recent", "recent_ids", "recent_keys", "recent_more")
 
     def __init__(self) -> None:
-        self.keys = _EMPTY_KEYS
-        self.ids = _EMPTY_IDS
+        np = _numpy()
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.ids = np.empty(0, dtype=np.int64)
         # Added since the last merge: in order (to merge), and by key (to look up). A key
         # maps to the first entry added under it; the rare others (the near-duplicates the
         # index is for) are listed in recent_more. Whole entries go in with C-speed dict
@@ -85,6 +93,7 @@ class _Week:
     def merge(self) -> None:
         if not self.recent_keys:
             return
+        np = _numpy()
         keys = np.array(self.recent_keys, dtype=np.uint64)
         ids = np.array(self.recent_ids, dtype=np.int64)
         self.recent_keys, self.recent_ids, self.recent, self.recent_more = [], [], {}, {}
@@ -92,6 +101,7 @@ class _Week:
 
     def add_arrays(self, keys: Any, ids: Any) -> None:
         """Keys with the entry id beside each, merged into the sorted arrays at once."""
+        np = _numpy()
         keys = np.concatenate([self.keys, keys])
         ids = np.concatenate([self.ids, ids])
         order = np.argsort(keys, kind="stable")
@@ -100,6 +110,7 @@ class _Week:
     def lookup(self, keys: list[int]) -> Iterator[tuple[int, int]]:
         """(key, entry id) for every entry indexed under one of ``keys``."""
         if len(self.keys):
+            np = _numpy()
             wanted = np.fromiter(keys, np.uint64, len(keys))
             first = np.searchsorted(self.keys, wanted, side="left")
             last = np.searchsorted(self.keys, wanted, side="right")
@@ -211,6 +222,7 @@ class BandIndex:
 
 def unpack_rows(rows: Sequence[Any]) -> tuple[Any, Any]:
     """(keys, entry ids) of stored ``entry_keys`` rows, as two aligned arrays."""
+    np = _numpy()
     packed = [bytes(row.band_keys) for row in rows]
     keys = np.frombuffer(b"".join(packed), dtype="<i8").astype(np.uint64)
     counts = [len(p) // 8 for p in packed]
