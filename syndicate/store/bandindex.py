@@ -51,7 +51,6 @@ MERGE_MIN_KEYS = 50_000
 CANDIDATES_KEPT = 10_000  # about 13 MB: two 512-byte signatures and their record each
 
 
-
 @functools.cache
 def _numpy() -> Any:
     """numpy, on first use: the web processes import the store but never write, and need not
