@@ -23,6 +23,7 @@ from syndicate.ingest.normalize import (
     content_hash,
     html_to_text,
     input_digest,
+    normalize_entries,
     normalize_entry,
     normalize_language,
     plain_title,
@@ -939,3 +940,22 @@ def test_input_digest_tells_html_fields_apart(a: dict[str, object], b: dict[str,
 def test_input_digest_of_text_with_lone_surrogates() -> None:
     parsed = _parsed(content_html="<p>\ud800 broken</p>", title="\udfff")
     assert len(input_digest(parsed, _feed(), _source(), FEED_URL)) == 64
+
+
+def test_entries_normalized_together_are_each_normalized_alone() -> None:
+    """normalize_entries signs the texts of all entries together: each entry must be what
+    normalize_entry gives for it alone."""
+    rng = random.Random(9)
+    vocabulary = ["storm", "flood", "Straße", "über", "東京", "2024", "7", "council", "a"]
+
+    def text(words: int) -> str:
+        return " ".join(rng.choice(vocabulary) for _ in range(words))
+
+    parsed = [_parsed(guid=f"g{i}", summary_html=rng.choice([None, "", text(5), text(30)]),
+                      content_html=rng.choice([None, "", f"<p>{text(11)}</p>",
+                                               f"<p>{text(200)}</p><p>{text(40)}</p>"]))
+              for i in range(60)]
+    together = normalize_entries(parsed, _feed(), _source(), FEED_URL, NOW)
+    assert together == [_normalize(p) for p in parsed]
+    assert any(e.lead_signature and e.lead_signature != e.body_signature for e in together)
+    assert normalize_entries([], _feed(), _source(), FEED_URL, NOW) == []

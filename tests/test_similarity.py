@@ -180,3 +180,21 @@ def test_signatures_do_not_depend_on_the_remembered_word_hashes(
     monkeypatch.setattr(similarity, "MAX_REMEMBERED_WORDS", 5)
     assert similarity.signature(ARTICLE) == expected  # forgotten on the way
     assert len(similarity._WORD_HASHES) <= 5 + len(similarity.words(ARTICLE))
+
+
+def test_signatures_of_many_texts_are_each_text_s_own() -> None:
+    """Texts are signed together in batches: each signature must be what the text alone
+    gives, whatever its neighbours (short, empty, non-ASCII, cut at MAX_WORDS...)."""
+    rng = random.Random(5)
+    vocabulary = ["straße", "über", "東京", "3", "2024", "a", "the", "café", "x_y", "naïve"]
+    texts = [ARTICLE, "", "too short to tell", " ".join(["word"] * 40),
+             " ".join(f"w{i}" for i in range(similarity.MAX_WORDS + 7))]
+    texts += [" ".join(rng.choice(vocabulary) for _ in range(rng.choice([0, 5, 11, 12, 13, 50,
+                                                                         400, 3000])))
+              for _ in range(60)]
+    rng.shuffle(texts)
+    words = [similarity.words(text) for text in texts]
+    together = similarity.signatures_of_words(words)
+    assert together == [plain_signature(text) for text in texts]
+    assert sum(len(w[:similarity.MAX_WORDS]) for w in words) > 3 * similarity.BATCH_WORDS
+    assert similarity.signatures_of_words([]) == []

@@ -25,7 +25,8 @@ import hashlib
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -590,6 +591,52 @@ def normalize_entry(
     now: datetime,
 ) -> Entry:
     """One normalized ``Entry`` from what a feed said; ``now`` stands in for missing dates."""
+    return normalize_entries([parsed], feed, source, base_url, now)[0]
+
+
+def normalize_entries(
+    parsed_entries: Sequence[ParsedEntry],
+    feed: ParsedFeed,
+    source: SourceConfig,
+    base_url: str | None,
+    now: datetime,
+) -> list[Entry]:
+    """``normalize_entry`` of each, with the MinHash signatures of all computed together:
+    signed one by one, a short text cost more in numpy calls than in hashing."""
+    drafts = [_draft(parsed, feed, source, base_url, now) for parsed in parsed_entries]
+    texts = [words for draft in drafts for words in draft.texts()]
+    signatures = iter(similarity.signatures_of_words(texts))
+    return [draft.entry(signatures) for draft in drafts]
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """An entry but its signatures: the ``Entry`` fields, and the words to sign."""
+
+    fields: dict[str, Any]
+    body_words: list[str]
+    lead_words: list[str] | None  # None: the lead is the whole text
+
+    def texts(self) -> list[list[str]]:
+        return [self.body_words] if self.lead_words is None else [self.body_words,
+                                                                  self.lead_words]
+
+    def entry(self, signatures: Iterator[bytes | None]) -> Entry:
+        """The ``Entry``, taking the signatures of ``texts()`` from ``signatures``."""
+        body_signature = next(signatures)
+        lead_signature = body_signature if self.lead_words is None else next(signatures)
+        band_keys = similarity.entry_band_keys(lead_signature, body_signature)
+        return Entry(**self.fields, lead_signature=lead_signature,
+                     body_signature=body_signature, band_keys=tuple(band_keys))
+
+
+def _draft(
+    parsed: ParsedEntry,
+    feed: ParsedFeed,
+    source: SourceConfig,
+    base_url: str | None,
+    now: datetime,
+) -> _Draft:
     link = canonical_url(parsed.link, base_url)
     summary_html = sanitize_html(parsed.summary_html, base_url)
     # Without content the summary is the full text: sanitizing it once is enough.
@@ -608,42 +655,29 @@ def normalize_entry(
         source_ref_from_url(canonical_url(cited.url, base_url), _plain(cited.title, NAME_MAX_CHARS))
         for cited in parsed.cited
     )
-    return Entry(
-        source_id=source.id,
-        guid=_entry_guid(parsed, link),
-        link=link,
-        title=_entry_title(parsed, text),
-        summary_html=summary_html,
-        content_html=citations.body_html,
-        text=text,
-        published=published,
-        updated=updated,
-        authors=_plain_names(parsed.authors),
-        categories=_plain_names(parsed.categories),
-        enclosures=_enclosures(parsed.enclosures, base_url),
-        language=_first_language(parsed.language, feed.language, source.language),
-        cited=_unique_outlets([*feed_refs, *citations.refs]),
-        place=citations.place,
-        content_hash=content_hash(text, words),
-        dated=dated,
-        **_fingerprints(parsed.title or "", summary_html, citations.body_html, text, words),
-    )
-
-
-def _fingerprints(title: str, summary_html: str, body_html: str, text: str,
-                  words: list[str]) -> dict[str, Any]:
-    """MinHash signatures of the lead (the summary, else the text) and of the whole text
-    (whose ``words`` are given).
-
-    Copies of a story often differ in what they carry: one feed sends only a summary, another
-    the full article. The lead signature matches those; the body signature matches copies
-    whose summaries were rewritten."""
-    lead = html_to_text(summary_html) if summary_html and summary_html != body_html else text
-    body_signature = similarity.signature_of_words(words)
-    lead_signature = body_signature if lead == text else similarity.signature(lead)
-    return {
-        "lead_signature": lead_signature,
-        "body_signature": body_signature,
-        "band_keys": tuple(similarity.entry_band_keys(lead_signature, body_signature)),
-        "numbers": similarity.numbers(" ".join((title, lead, text))),
+    # Copies of a story often differ in what they carry: one feed sends only a summary,
+    # another the full article. The lead's signature (the summary's, else the text's) matches
+    # those; the body's matches copies whose summaries were rewritten.
+    has_lead = bool(summary_html) and summary_html != citations.body_html
+    lead = html_to_text(summary_html) if has_lead else text
+    fields = {
+        "source_id": source.id,
+        "guid": _entry_guid(parsed, link),
+        "link": link,
+        "title": _entry_title(parsed, text),
+        "summary_html": summary_html,
+        "content_html": citations.body_html,
+        "text": text,
+        "published": published,
+        "updated": updated,
+        "authors": _plain_names(parsed.authors),
+        "categories": _plain_names(parsed.categories),
+        "enclosures": _enclosures(parsed.enclosures, base_url),
+        "language": _first_language(parsed.language, feed.language, source.language),
+        "cited": _unique_outlets([*feed_refs, *citations.refs]),
+        "place": citations.place,
+        "content_hash": content_hash(text, words),
+        "dated": dated,
+        "numbers": similarity.numbers(" ".join((parsed.title or "", lead, text))),
     }
+    return _Draft(fields, words, None if lead == text else similarity.words(lead))

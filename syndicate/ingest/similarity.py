@@ -27,6 +27,7 @@ import functools
 import operator
 import re
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,20 +74,56 @@ def signature(text: str) -> bytes | None:
 
 def signature_of_words(tokens: list[str]) -> bytes | None:
     """``signature`` of a text whose ``words`` the caller has already."""
-    tokens = tokens[:MAX_WORDS]
-    if len(tokens) < MIN_WORDS:
-        return None
+    return signatures_of_words([tokens])[0]
+
+
+BATCH_WORDS = 8192  # words signed in one numpy pass: a NUM_PERM × words uint64 matrix, 8 MB
+
+
+def signatures_of_words(texts: Sequence[list[str]]) -> list[bytes | None]:
+    """``signature_of_words`` of each text, signed several texts at a time: each numpy call
+    costs as much as hashing a few hundred shingles, and a text needs a dozen calls."""
+    signatures: list[bytes | None] = [None] * len(texts)
+    batch: list[tuple[int, list[str]]] = []
+    size = 0
+    for index, tokens in enumerate(texts):
+        tokens = tokens[:MAX_WORDS]
+        if len(tokens) < MIN_WORDS:
+            continue
+        if batch and size + len(tokens) > BATCH_WORDS:
+            _sign(batch, signatures)
+            batch, size = [], 0
+        batch.append((index, tokens))
+        size += len(tokens)
+    if batch:
+        _sign(batch, signatures)
+    return signatures
+
+
+def _sign(batch: list[tuple[int, list[str]]], signatures: list[bytes | None]) -> None:
+    """Put the signature of each (index, words) of ``batch`` in ``signatures[index]``, from
+    the shingles of all the words in a row."""
     np, a, b, shift, _ = _numpy()
-    hashes = _shingle_hashes(tokens)
+    hashes = _shingle_hashes([word for _, tokens in batch for word in tokens])
     # (a·x + b) mod 2^64, top 32 bits: a universal family over 32-bit keys (Dietzfelbinger).
     # One row per hash function, so each minimum is taken along a contiguous row (numpy's
     # fastest reduction). The top bits are taken of the minimums only: a right shift keeps
     # the order, so the minimum of the shifted values is the shifted minimum.
     permuted = a[:, None] * hashes  # wraps mod 2^64, on purpose; in place from here
     permuted += b[:, None]
-    minimums = permuted.min(axis=1)
+    # A text's shingles start at each of its words but the last two; the shingles starting
+    # there span two texts. So the minimums are taken over [start, start + words - 2) of
+    # each text, and over the two shingles before the next, which are thrown away.
+    bounds: list[int] = []
+    start = 0
+    for _, tokens in batch:
+        bounds += (start, start + len(tokens) - 2)
+        start += len(tokens)
+    bounds.pop()  # the last text's shingles run to the end
+    minimums = np.minimum.reduceat(permuted, bounds, axis=1)[:, ::2]
     minimums >>= shift
-    return bytes(minimums.astype("<u4").tobytes())
+    for (index, _), row in zip(batch, minimums.T.astype("<u4"), strict=True):
+        signatures[index] = row.tobytes()
 
 
 class _WordHashes(dict[str, int]):
