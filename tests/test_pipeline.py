@@ -373,13 +373,13 @@ def test_entries_the_feed_repeats_unchanged_are_not_normalized_again(
     run(config, store)
 
     normalized: list[str | None] = []
-    original = reading.normalize_entry
+    original = reading.normalize_entries
 
-    def counting(parsed, *args, **kwargs):  # type: ignore[no-untyped-def]
-        normalized.append(parsed.guid)
-        return original(parsed, *args, **kwargs)
+    def counting(parsed_entries, *args, **kwargs):  # type: ignore[no-untyped-def]
+        normalized.extend(parsed.guid for parsed in parsed_entries)
+        return original(parsed_entries, *args, **kwargs)
 
-    monkeypatch.setattr(reading, "normalize_entry", counting)
+    monkeypatch.setattr(reading, "normalize_entries", counting)
     loopback.set_body("/f.xml", body.replace(b"<title>B</title>", b"<title>B, edited</title>"))
     run(config, store)
     assert normalized == ["b"]  # a is repeated as it was: skipped
