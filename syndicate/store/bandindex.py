@@ -20,8 +20,9 @@ The loaded weeks follow the store:
 
 The entries found are verified on their signatures, read from the store; the index keeps
 the last ``CANDIDATES_KEPT`` it was given (``cached``, ``keep``), since the same entries
-come up again and again (on the bench corpus, 125,000 look-ups found 18,800 entries, and
-ten thousand kept answer four of five). An edit or a drop of the index forgets them too.
+come up again and again (on the bench corpus, 125,000 look-ups found 18,800 entries: five
+thousand kept answer three of five, ten thousand four of five, for twice the memory). An edit
+or a drop of the index forgets them too.
 
 Stale keys (an edited entry's old ones, kept in memory) are harmless: a candidate is always
 verified on the signatures read from the store. A missing key would lose a duplicate, which
@@ -46,9 +47,10 @@ from .schema import band_bucket, entries, entry_keys, meta
 EPOCH_KEY = "bands_epoch"
 MAX_WEEKS = 8
 # Entries added since the last merge wait in a dictionary; merging costs a sort of the week,
-# so it waits until the dictionary holds a fair share of the week's keys.
-MERGE_MIN_KEYS = 50_000
-CANDIDATES_KEPT = 10_000  # about 13 MB: two 512-byte signatures and their record each
+# so it waits until the dictionary holds a fair share of the week's keys (but not more than
+# a few MB: at 50,000 keys a week, the cold ingest of five weeks held 35 MB of dictionaries).
+MERGE_MIN_KEYS = 8_000
+CANDIDATES_KEPT = 5_000  # about 7 MB: two 512-byte signatures and their record each
 
 
 @functools.cache
