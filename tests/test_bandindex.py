@@ -77,3 +77,20 @@ def test_the_web_processes_import_the_store_without_numpy() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_keys_that_share_a_fingerprint_find_each_others_entries() -> None:
+    """The arrays hold 32-bit fingerprints: a key with the same one finds the entry as well,
+    an extra candidate that verification on the stored signatures turns away."""
+    import numpy as np
+
+    keys = np.random.default_rng(3).integers(0, 2**63, size=300_000, dtype=np.uint64)
+    fingerprints = bandindex._fingerprints(keys)
+    order = np.argsort(fingerprints, kind="stable")
+    same = np.flatnonzero(fingerprints[order][1:] == fingerprints[order][:-1])[0]
+    first, second = int(keys[order][same]), int(keys[order][same + 1])
+    assert first != second
+    week = bandindex._Week()
+    week.add(1, [first])
+    week.merge()
+    assert list(week.lookup([second])) == [(second, 1)]
