@@ -13,7 +13,7 @@ idempotent — check with ``sa.inspect(conn)`` before adding a column, index or 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -234,14 +234,7 @@ def _clustered_bands_and_feed_history(conn: Connection) -> None:
 
     entry_bands.drop(conn)
     entry_bands.create(conn)
-    last_id = 0
-    while True:  # a page of entries at a time: signatures are 1 KB an entry
-        rows = conn.execute(
-            sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
-                      entries.c.body_signature)
-            .where(entries.c.id > last_id).order_by(entries.c.id).limit(5000)).all()
-        if not rows:
-            return
+    for rows in _signature_pages(conn):
         bands = []
         for row in rows:
             keys = entry_band_keys(row.lead_signature, row.body_signature)
@@ -249,7 +242,6 @@ def _clustered_bands_and_feed_history(conn: Connection) -> None:
             bands += [{"bucket": bucket, "band_key": key, "entry_id": row.id} for key in keys]
         if bands:
             conn.execute(entry_bands.insert(), bands)
-        last_id = rows[-1].id
 
 
 def _archive_pages(conn: Connection) -> None:
@@ -272,21 +264,27 @@ def _keys_per_entry(conn: Connection) -> None:
     from ..ingest.similarity import entry_band_keys
 
     entry_keys.create(conn, checkfirst=True)
-    last_id = 0
-    while True:  # a page of entries at a time: signatures are 1 KB an entry
-        rows = conn.execute(
-            sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
-                      entries.c.body_signature)
-            .where(entries.c.id > last_id).order_by(entries.c.id).limit(5000)).all()
-        if not rows:
-            break
+    for rows in _signature_pages(conn):
         keyed = [(row, entry_band_keys(row.lead_signature, row.body_signature)) for row in rows]
         values = [{"bucket": band_bucket(row.published), "entry_id": row.id,
                    "band_keys": pack_keys(keys)} for row, keys in keyed if keys]
         if values:
             conn.execute(entry_keys.insert(), values)
-        last_id = rows[-1].id
     entry_bands.drop(conn, checkfirst=True)
+
+
+def _signature_pages(conn: Connection) -> Iterator[Sequence[Any]]:
+    """Every stored entry's id, date and signatures, a page at a time (1 KB an entry)."""
+    last_id = 0
+    while True:
+        rows = conn.execute(
+            sa.select(entries.c.id, entries.c.published, entries.c.lead_signature,
+                      entries.c.body_signature)
+            .where(entries.c.id > last_id).order_by(entries.c.id).limit(5000)).all()
+        if not rows:
+            return
+        yield rows
+        last_id = rows[-1].id
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
