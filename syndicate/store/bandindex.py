@@ -66,7 +66,7 @@ def _numpy() -> Any:
 # In the sorted arrays a band key is held as a 32-bit fingerprint (and an entry id in 32 bits):
 # 8 bytes a key instead of 16, which halves the index (a week of a 10,000-feed store is
 # millions of keys). Two keys that share a fingerprint only make an extra candidate, which
-# verification on the stored signatures turns away: about one entry in a hundred gets one in
+# verification on the stored signatures turns away: about one entry in seventy gets one in
 # a week of two million keys.
 _FINGERPRINT_MULTIPLIER = 0x9E3779B97F4A7C15
 
