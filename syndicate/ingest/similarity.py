@@ -11,12 +11,14 @@ of the two shingle sets.
 Locality-sensitive hashing takes ``BANDS`` bands of ``ROWS`` values from the start of the
 signature; two documents become candidates when any band agrees, which for 16 bands of 4
 happens with probability 1-(1-J^4)^16: 0.89 at J=0.6, 0.99 at J=0.7, 0.03 at J=0.2. An entry
-has two signatures (lead and body), so a copy gets two chances. Band keys are stored in an
-indexed table, so a look-up costs the same with ten thousand or ten million stories.
-Candidates are then verified on the estimated Jaccard similarity of the full signatures.
+has two signatures (lead and body), so a copy gets two chances. The store keeps an entry's
+band keys in one row and looks them up in memory a week at a time (store/bandindex.py), so a
+look-up costs about the same with ten thousand or a million stories. Candidates are then
+verified on the estimated Jaccard similarity of the full signatures.
 
-Why 16 bands and not 32 (the first version's): every band is a row written and probed per
-entry, the largest part of a cold ingest's writing. On the bench corpus (bench/dedup_eval.py)
+Why 16 bands and not 32 (the first version's): every band is a key stored and probed per
+entry; when each key was a row of its own, they were the largest part of a cold ingest's
+writing. On the bench corpus (bench/dedup_eval.py)
 32 bands gave recall 0.9719 at 2,130 µs/entry of clustering, 24 gave 0.9714 at 1,473 and 16
 gave 0.9695 at 1,130, all at precision 0.9993.
 """
@@ -45,8 +47,8 @@ _WORD = re.compile(r"\w+")
 
 @functools.cache
 def _numpy() -> Any:
-    """numpy and the hash family, on first use: only signing needs them, and a process that
-    only looks band keys up (the writer, a web process) need not load numpy at all."""
+    """numpy and the hash family, on first use: only signing needs them (the parse workers;
+    a web process, or a warm re-poll, need not load numpy at all)."""
     import numpy as np
 
     rng = np.random.default_rng(0x5EED)  # fixed: signatures are stored and compared across runs
@@ -196,8 +198,7 @@ def numbers_agree(a: tuple[str, ...], b: tuple[str, ...], minimum: float = 0.9) 
 
 def similarity(a: bytes, b: bytes) -> float:
     """Estimated Jaccard similarity: the share of positions where the signatures agree.
-    (Positions compare as native 32-bit words: equality does not depend on byte order, and
-    the writer verifies thousands of candidates without loading numpy.)"""
+    (Positions compare as native 32-bit words: equality does not depend on byte order.)"""
     if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
     positions = memoryview(a).cast("I")

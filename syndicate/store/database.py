@@ -593,12 +593,11 @@ class SourceInfos(Mapping[str, SourceInfo]):
 class UpdateTransaction:
     """Reads and writes of one source update, inside one database transaction."""
 
-    def __init__(self, conn: Connection, now: datetime,
-                 bands: BandIndex | None = None) -> None:
+    def __init__(self, conn: Connection, now: datetime, bands: BandIndex) -> None:
         self.conn = conn
         self.now = now
         self.stories_changed = False  # bumps STORIES_VERSION when the transaction ends
-        self._bands_index = bands or BandIndex()
+        self._bands_index = bands  # the store's, shared by its transactions
         self._bands_current = False  # caught up with the store in this transaction
 
     @contextmanager
