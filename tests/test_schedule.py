@@ -96,6 +96,11 @@ def test_liveness_reports_a_stopped_or_stalled_scheduler(scheduler: Scheduler) -
 
     wait_for(lambda: scheduler.problem() is None)
     assert heartbeat()["problem"] is None  # written at start, for the web processes
+    # The live loop ticks every 2 s and would overwrite the forced _last_tick below: hold its
+    # jobs (a paused scheduler still counts as running) and let a tick already under way end.
+    scheduler._scheduler.pause()
+    executor = scheduler._scheduler._lookup_executor("default")
+    wait_for(lambda: not any(executor._instances.values()))
     scheduler._last_tick = datetime.now(UTC) - timedelta(minutes=10)  # as if a tick hung
     assert "has not ticked" in (scheduler.problem() or "")
     scheduler.beat()
