@@ -273,6 +273,9 @@ class Entry:
     # the parse worker, so the one writing thread need not. Empty: not computed (an entry
     # read back from the store), and dedupe.band_keys derives them.
     band_keys: tuple[int, ...] = ()
+    # dedupe.entry_digest, computed in the parse worker for the same reason. Empty: not
+    # computed, or cleared by a change of the fields it covers (``dataclasses.replace``).
+    digest: str = ""
 
 
 @dataclass(frozen=True)

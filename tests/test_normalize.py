@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from syndicate.ingest import normalize, similarity
+from syndicate.ingest import dedupe, normalize, similarity
 from syndicate.ingest.normalize import (
     TRACKING_PARAMS,
     canonical_url,
@@ -640,6 +640,9 @@ def test_normalize_entry_end_to_end() -> None:
     assert entry.lead_signature is None  # "Short teaser": too few words to fingerprint
     assert entry.body_signature is not None
     assert entry.band_keys == tuple(similarity.band_keys(entry.body_signature, kind=1))
+    # So does the digest of the republished fields (the writer compares it with the stored one).
+    assert entry.digest == dedupe.digest_of_fields(entry) == dedupe.entry_digest(
+        dataclasses.replace(entry, digest=""))
 
 
 # fmt: off

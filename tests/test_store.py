@@ -245,6 +245,26 @@ def test_placing_a_batch_on_both_backends(store: Store) -> None:
     assert by_size == [(1, ["new"]), (4, ["new", "similar", "similar", "url"])]
 
 
+def test_an_undated_entry_seen_again_unchanged_is_not_rewritten(store: Store) -> None:
+    """The parse worker digests an undated entry with the time it was read as its date; the
+    writer gives it back its first-seen date, and must compare the digest of that."""
+    from syndicate.ingest.placing import apply_entries
+    from syndicate.types import DedupeConfig
+
+    def read_at(when: Any) -> Any:  # as the parse worker hands it over
+        entry = make_entry("a", "u", published=when, updated=when, dated=False)
+        return replace(entry, digest=dedupe.digest_of_fields(entry))
+
+    store.sync_sources([source("a")], T0)
+    with store.transaction(T0) as tx:
+        assert apply_entries(tx, [read_at(T0)], DedupeConfig(), {})[0] == 1
+    with store.transaction(later(30)) as tx:
+        new, touched = apply_entries(tx, [read_at(later(30))], DedupeConfig(), {})
+    assert (new, touched) == (0, set())  # nothing changed: no rewrite, no story touched
+    (story,) = store.select_stories(["a"])
+    assert story.published == T0
+
+
 def test_copies_in_one_batch_respect_the_window(store: Store) -> None:
     from datetime import timedelta as td
 

@@ -125,7 +125,12 @@ def story_guid(source_id: str, entry_guid: str) -> str:
 
 
 def entry_digest(entry: Entry) -> str:
-    """A digest of everything we republish from an entry, to skip rewriting unchanged ones."""
+    """A digest of everything we republish from an entry, to skip rewriting unchanged ones:
+    the one the parse worker computed (``Entry.digest``), else computed here."""
+    return entry.digest or digest_of_fields(entry)
+
+
+def digest_of_fields(entry: Entry) -> str:
     fields = [
         entry.title, entry.link, entry.summary_html, entry.content_html,
         entry.published.isoformat(), entry.updated.isoformat(), list(entry.authors),
@@ -147,11 +152,12 @@ def carried_outlet(source: SourceInfo, article: str | None = None) -> StorySourc
 def build_story(members: Sequence[StoredMember], sources: Mapping[str, SourceInfo]) -> StoryUpdate:
     if not members:
         raise ValueError("a story needs at least one member")
-    by_first_seen = sorted(members, key=lambda m: (m.first_seen, m.id))
-    representative = min(
-        by_first_seen,
-        key=lambda m: -(sources[m.entry.source_id].priority if m.entry.source_id in sources else 0),
-    )
+    if len(members) == 1:  # most stories: no order to find
+        by_first_seen = list(members)
+        representative = members[0]
+    else:
+        by_first_seen = sorted(members, key=lambda m: (m.first_seen, m.id))
+        representative = min(by_first_seen, key=lambda m: -_priority(sources, m.entry.source_id))
     entry = representative.entry
     return StoryUpdate(
         title=entry.title,
@@ -168,6 +174,11 @@ def build_story(members: Sequence[StoredMember], sources: Mapping[str, SourceInf
         enclosures=entry.enclosures,
         sources=merge_source_list(by_first_seen, sources),
     )
+
+
+def _priority(sources: Mapping[str, SourceInfo], source_id: str) -> int:
+    info = sources.get(source_id)
+    return info.priority if info is not None else 0
 
 
 def merge_source_list(members: Sequence[StoredMember],

@@ -26,7 +26,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -37,7 +37,7 @@ import nh3
 from lxml import etree
 from lxml import html as lxml_html
 
-from syndicate.ingest import similarity
+from syndicate.ingest import dedupe, similarity
 from syndicate.ingest.citations import MAX_REFS, extract_citations, source_ref_from_url
 from syndicate.languages import normalize_language
 from syndicate.types import (
@@ -626,8 +626,9 @@ class _Draft:
         body_signature = next(signatures)
         lead_signature = body_signature if self.lead_words is None else next(signatures)
         band_keys = similarity.entry_band_keys(lead_signature, body_signature)
-        return Entry(**self.fields, lead_signature=lead_signature,
-                     body_signature=body_signature, band_keys=tuple(band_keys))
+        entry = Entry(**self.fields, lead_signature=lead_signature,
+                      body_signature=body_signature, band_keys=tuple(band_keys))
+        return replace(entry, digest=dedupe.digest_of_fields(entry))
 
 
 def _draft(

@@ -77,7 +77,7 @@ def apply_entries(tx: UpdateTransaction, entries: Sequence[Entry], config: Dedup
         if known is not None and not entry.dated:
             # the feed still gives no date: keep the one the entry got when first seen
             entry = replace(entry, published=known.published,
-                            updated=max(known.updated, known.published))
+                            updated=max(known.updated, known.published), digest="")
         decision = _decide(entry, known, links, hashes, neighbours, keys, batch, config)
         raw = raw_digests.get(entry.guid)
         if not decision.changed:

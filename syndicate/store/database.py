@@ -583,6 +583,17 @@ class SourceInfos(Mapping[str, SourceInfo]):
                                                        config.priority)
         return info
 
+    # Mapping's own ``in`` and ``get`` go through __getitem__ and its KeyError; building a
+    # story asks for each member's source several times, so the common case is kept short.
+    def __contains__(self, source_id: object) -> bool:
+        return source_id in self._infos or source_id in self._configs
+
+    def get(self, source_id: str, default: Any = None) -> Any:
+        info = self._infos.get(source_id)
+        if info is not None:
+            return info
+        return self[source_id] if source_id in self._configs else default
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._configs.keys() | self._infos.keys())
 
