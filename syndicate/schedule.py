@@ -263,7 +263,7 @@ class Scheduler:
         with self._lock:
             self._running.pop(source_id, None)
             if not future.cancelled() and future.exception() is None and \
-                    future.result().changed_stories:
+                    future.result().changed_story_count:
                 self._finished.add(source_id)
         if not future.cancelled() and future.exception() is not None:
             log.error("source %s: update crashed", source_id, exc_info=future.exception())
