@@ -29,6 +29,24 @@ def test_a_week_finds_every_entry_under_every_key_whether_merged_or_not(
     assert sorted(week.lookup(probe)) == found and not week.recent
 
 
+def test_what_waits_unmerged_is_bounded_however_large_the_week(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bandindex, "MERGE_MIN_KEYS", 10)
+    monkeypatch.setattr(bandindex, "MERGE_MAX_KEYS", 60)
+    rnd = random.Random(11)
+    week = bandindex._Week()
+    model: dict[int, list[int]] = {}
+    for entry_id in range(1, 2_000):
+        keys = [rnd.getrandbits(63) for _ in range(6)]
+        week.add(entry_id, keys)
+        for key in keys:
+            model.setdefault(key, []).append(entry_id)
+        assert len(week.recent_keys) < 60  # the week itself is 200 times larger
+    probe = rnd.sample(sorted(model), 200)
+    assert sorted(week.lookup(probe)) == sorted(
+        (key, entry_id) for key in probe for entry_id in model[key])
+
+
 def test_the_largest_keys_survive_the_arrays() -> None:
     """Keys use all 63 bits (kind, band, hashes): they must compare as unsigned integers."""
     week = bandindex._Week()

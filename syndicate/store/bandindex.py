@@ -47,10 +47,13 @@ from .schema import band_bucket, entries, entry_keys, meta
 
 EPOCH_KEY = "bands_epoch"
 MAX_WEEKS = 8
-# Entries added since the last merge wait in a dictionary; merging costs a sort of the week,
-# so it waits until the dictionary holds a fair share of the week's keys (but not more than
-# a few MB: at 50,000 keys a week, the cold ingest of five weeks held 35 MB of dictionaries).
+# Entries added since the last merge wait in a dictionary and lists: about 100 bytes a key
+# where the arrays take 8. A merge copies the week's arrays once (the new keys are sorted
+# and slotted in), so it waits until the recent keys are a fair share of the week, but at
+# most MERGE_MAX_KEYS of them: a week of a 10,000-feed ingest holds millions of keys, and a
+# quarter of that waiting in Python objects was tens of MB a week.
 MERGE_MIN_KEYS = 8_000
+MERGE_MAX_KEYS = 64_000
 CANDIDATES_KEPT = 5_000  # about 7 MB: two 512-byte signatures and their record each
 
 
@@ -105,7 +108,8 @@ class _Week:
             [key for key in keys if key not in repeated] if repeated else keys, entry_id))
         self.recent_keys += keys
         self.recent_ids += [entry_id] * len(keys)
-        if len(self.recent_keys) >= max(MERGE_MIN_KEYS, len(self.keys) // 4):
+        if len(self.recent_keys) >= min(max(MERGE_MIN_KEYS, len(self.keys) // 4),
+                                        MERGE_MAX_KEYS):
             self.merge()
 
     def merge(self) -> None:
@@ -118,12 +122,16 @@ class _Week:
         self.add_arrays(keys, ids)
 
     def add_arrays(self, keys: Any, ids: Any) -> None:
-        """Keys with the entry id beside each, merged into the sorted arrays at once."""
+        """Keys with the entry id beside each, merged into the sorted arrays at once: only
+        the new keys are sorted, then slotted in after their equals (one copy of the week,
+        where sorting it all again made frequent merges cost n log n each)."""
         np = _numpy()
-        keys = np.concatenate([self.keys, _fingerprints(keys)])
-        ids = np.concatenate([self.ids, ids.astype(np.uint32)])
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.ids = keys[order], ids[order]
+        added = _fingerprints(keys)
+        order = np.argsort(added, kind="stable")
+        added, added_ids = added[order], ids.astype(np.uint32)[order]
+        at = np.searchsorted(self.keys, added, side="right")
+        self.keys = np.insert(self.keys, at, added)
+        self.ids = np.insert(self.ids, at, added_ids)
 
     def lookup(self, keys: list[int]) -> Iterator[tuple[int, int]]:
         """(key, entry id) for every entry indexed under one of ``keys`` (and, rarely, under
