@@ -789,11 +789,13 @@ class UpdateTransaction:
         mark = "%s" if dialect.name == "postgresql" else "?"
         sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                f"VALUES ({', '.join([mark] * len(names))})")
-        self.conn.exec_driver_sql(sql, [
-            tuple(value if convert is None else convert(value)
-                  for convert, value in zip(converters, (row[name] for name in names),
-                                            strict=True))
-            for row in rows])
+        # Column by column, then zipped into rows: the conversions run in map() and the
+        # tuples are built by zip(), not a generator per row.
+        columns = []
+        for name, convert in zip(names, converters, strict=True):
+            values = [row[name] for row in rows]
+            columns.append(values if convert is None else list(map(convert, values)))
+        self.conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
     def update_entry(self, entry_id: int, entry: Entry, *, digest: str,
                      band_keys: Sequence[int] = (), raw_digest: str | None = None) -> None:
