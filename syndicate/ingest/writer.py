@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import Future
 
+from ..memory import Trimmer
 from ..store import Store
 from .pipeline import PendingWrite, UpdateOutcome, write_updates
 
@@ -45,6 +46,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._trimmer = Trimmer()  # the updates it wrote are freed memory: give it back
 
     def submit(self, pending: PendingWrite) -> Future[UpdateOutcome]:
         """Queue one source's writes; the future holds its outcome once committed."""
@@ -87,6 +89,8 @@ class Writer:
                 group.append(item)
                 entries += item[0].entry_count
             self._write(group)
+            del group, first  # what the group held is freed before the heap is trimmed
+            self._trimmer.after_work()
 
     def _write(self, group: list[_Item]) -> None:
         try:
