@@ -513,3 +513,19 @@ def test_sources_are_named_as_outlets_reading_only_those_asked_for(store: Store)
         assert infos.get("elsewhere") is None and "elsewhere" not in infos
         assert len(infos) == 53
     assert len(selects) == 2  # one row per source asked for, none for the other 50
+
+
+def test_archive_pages_keep_their_order_across_statements(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from syndicate.store import database
+
+    monkeypatch.setattr(database, "ARCHIVE_PAGES_PER_INSERT", 2)  # 3 pages: two statements
+    store.sync_sources([source("a")], T0)
+    place(store, *[make_entry("a", f"g{i}", text=f"story {i}") for i in range(7)])
+    ids = sorted(s.id for s in store.select_stories(["a"]))
+    assert len(ids) == 7
+    pages = [ids[0:2], ids[2:4], ids[4:6]]
+    assert store.add_archive_pages("f", pages) == 3
+    assert store.add_archive_pages("f", [ids[6:]]) == 4
+    assert [sorted(s.id for s in store.archive_page_stories("f", n))
+            for n in range(1, 5)] == [*pages, ids[6:]]

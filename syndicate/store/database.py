@@ -157,6 +157,8 @@ SCHEDULER_HEARTBEAT = "scheduler"
 # re-renders a cached archive page (which is rendered on request) only when it has moved.
 STORIES_VERSION = "stories_version"
 
+ARCHIVE_PAGES_PER_INSERT = 100  # of a feed's archive pages, written in one statement
+
 WRITER_CACHE_KIB = 16 * 1024
 # SQLite copies the WAL back into the database (and syncs it to disk) once the WAL holds this
 # many pages. At the default (1,000 pages, 4 MB) a cold ingest checkpointed after nearly every
@@ -423,10 +425,15 @@ class Store:
         with self._writing() as conn:
             last = conn.execute(sa.select(sa.func.max(archive_pages.c.page)).where(
                 archive_pages.c.feed_id == feed_id)).scalar() or 0
-            rows = [{"feed_id": feed_id, "page": last + number, "story_id": story_id}
-                    for number, page in enumerate(pages, start=1) for story_id in page]
-            if rows:
-                conn.execute(archive_pages.insert(), rows)
+            # A few thousand rows a statement: the first publish after a cold ingest of
+            # 10,000 feeds archives 260,000 stories, and their rows at once took 160 MB.
+            for first in range(0, len(pages), ARCHIVE_PAGES_PER_INSERT):
+                rows = [{"feed_id": feed_id, "page": last + number, "story_id": story_id}
+                        for number, page in enumerate(
+                            pages[first:first + ARCHIVE_PAGES_PER_INSERT], start=first + 1)
+                        for story_id in page]
+                if rows:
+                    conn.execute(archive_pages.insert(), rows)
             return int(last) + len(pages)
 
     def archive_page_stories(self, feed_id: str, page: int) -> list[Story]:
