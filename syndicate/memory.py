@@ -13,23 +13,18 @@ now and then (``Trimmer``). Elsewhere than glibc it is a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
-import logging
 import time
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 TRIM_SECONDS = 10.0  # at most this often: each call walks the whole heap
 
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
+    try:  # the symbols already loaded into this process (libc among them)
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
         return None  # not glibc (musl, macOS): its allocator, its own policy
     return trim
 
