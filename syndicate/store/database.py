@@ -46,8 +46,8 @@ from .schema import (
     band_bucket,
     entries,
     entry_keys,
+    key_row,
     meta,
-    pack_keys,
     rendered,
     sources,
     stories,
@@ -779,8 +779,7 @@ class UpdateTransaction:
         for entry_id, n in zip(ids, new, strict=True):
             bands.add(entry_id, n.entry.published, n.band_keys)
         self._insert_many(entry_keys, [
-            {"bucket": band_bucket(n.entry.published), "entry_id": entry_id,
-             "band_keys": pack_keys(n.band_keys)}
+            key_row(entry_id, n.entry.published, n.band_keys)
             for entry_id, n in zip(ids, new, strict=True) if n.band_keys])
 
     def _insert_many(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -811,9 +810,8 @@ class UpdateTransaction:
         self.conn.execute(_UPDATE_ENTRY, dict(entry_id=entry_id, digest=digest,
                                               raw_digest=raw_digest, **_entry_values(entry)))
         self.conn.execute(_DELETE_KEYS, {"bucket": band_bucket(published), "entry_id": entry_id})
-        self._insert_many(entry_keys, [
-            {"bucket": band_bucket(entry.published), "entry_id": entry_id,
-             "band_keys": pack_keys(band_keys)}] if band_keys else [])
+        self._insert_many(entry_keys, [key_row(entry_id, entry.published, band_keys)]
+                          if band_keys else [])
         bands.add(entry_id, entry.published, band_keys)  # its old keys stay: see BandIndex
         bands.stamp_edit(self.conn, entry_id)
 

@@ -183,6 +183,12 @@ def pack_keys(keys: Sequence[int]) -> bytes:
     return struct.pack(f"<{len(keys)}q", *keys)
 
 
+def key_row(entry_id: int, published: datetime, keys: Sequence[int]) -> dict[str, Any]:
+    """An entry's ``entry_keys`` row: its keys, under the week it is dated in."""
+    return {"bucket": band_bucket(published), "entry_id": entry_id,
+            "band_keys": pack_keys(keys)}
+
+
 # Each output feed's archive pages (RFC 5005): which stories a page holds, fixed when the
 # page fills, so that a page never changes its stories once published (see publish).
 archive_pages = sa.Table(
@@ -266,8 +272,7 @@ def _keys_per_entry(conn: Connection) -> None:
     entry_keys.create(conn, checkfirst=True)
     for rows in _signature_pages(conn):
         keyed = [(row, entry_band_keys(row.lead_signature, row.body_signature)) for row in rows]
-        values = [{"bucket": band_bucket(row.published), "entry_id": row.id,
-                   "band_keys": pack_keys(keys)} for row, keys in keyed if keys]
+        values = [key_row(row.id, row.published, keys) for row, keys in keyed if keys]
         if values:
             conn.execute(entry_keys.insert(), values)
     entry_bands.drop(conn, checkfirst=True)
